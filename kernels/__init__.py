@@ -1,0 +1,1 @@
+"""Pallas (TPU/GPU) and Triton kernels, each beside a pure-jnp reference."""

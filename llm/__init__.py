@@ -1,0 +1,1 @@
+"""llm-lifecycle: one JAX codebase for the life of a language model."""

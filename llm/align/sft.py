@@ -1,0 +1,56 @@
+"""Supervised fine-tuning: next-token loss on response tokens only.
+
+Each example is a (prompt, response) pair laid out as [bos] prompt response [eos] in its own
+row (padded, segment 0 on padding); the loss mask covers the response and the closing eos.
+"""
+
+import json
+
+import numpy as np
+
+from llm.data.packing import ROW_KEYS
+from llm.train.lm_task import LMTask
+
+
+def sft_rows(pairs: list[tuple[list[int], list[int]]], seq_len: int, bos_id: int, eos_id: int,
+             pad_id: int = 0) -> dict[str, np.ndarray]:
+  """Token-id pairs -> rows (ROW_KEYS); over-long examples are cut from the right."""
+  rows = {key: np.zeros((len(pairs), seq_len), np.int32) for key in ROW_KEYS}
+  for r, (prompt, response) in enumerate(pairs):
+    tokens = ([bos_id] + list(prompt) + list(response) + [eos_id])[:seq_len + 1]
+    trained = np.zeros(len(tokens), bool)
+    trained[1 + len(prompt):] = True  # response tokens and eos, as targets
+    n = len(tokens) - 1
+    rows["inputs"][r, :n] = tokens[:-1]
+    rows["targets"][r, :n] = tokens[1:]
+    rows["segment_ids"][r, :n] = 1
+    rows["positions"][r, :n] = np.arange(n)
+    rows["loss_mask"][r, :n] = trained[1:]
+    rows["inputs"][r, n:] = rows["targets"][r, n:] = pad_id
+  return rows
+
+
+def read_pairs(path: str) -> list[tuple[str, str]]:
+  """Reads JSONL records with "prompt" and "response" fields."""
+  pairs = []
+  with open(path, encoding="utf-8") as f:
+    for line_no, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      record = json.loads(line)
+      if "prompt" not in record or "response" not in record:
+        raise ValueError(f"{path}:{line_no}: each SFT record needs 'prompt' and 'response' "
+                         f"fields, got {sorted(record)}")
+      pairs.append((record["prompt"], record["response"]))
+  return pairs
+
+
+class SFTTask(LMTask):
+  """The LM objective on SFT rows; it differs from pretraining only in data and in its mask."""
+
+  name = "sft"
+
+  def loss_fn(self, trainable, frozen, batch, rng):
+    loss, metrics = super().loss_fn(trainable, frozen, batch, rng)
+    return loss, dict(metrics, response_tokens_per_row=metrics["weight"] /
+                      batch["loss_mask"].shape[0])

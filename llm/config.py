@@ -1,0 +1,157 @@
+"""The typed config tree and its validation.
+
+Every run is described by one `ml_collections.ConfigDict` built by `default_config()` and
+overridden by an `experiments/configs/<name>.py`. `validate` runs before anything compiles and
+names the offending field in its error.
+"""
+
+import ml_collections
+
+ATTENTION_IMPLS = ("xla", "cudnn")  # "cudnn" runs on NVIDIA GPUs only
+ROPE_SCALINGS = ("none", "linear", "ntk", "yarn", "llama3")
+REMAT_POLICIES = ("none", "full", "save_dots", "save_attn_out", "save_qkv_proj")
+DTYPES = ("float32", "bfloat16", "float16")
+TASKS = ("lm", "sft")
+
+
+class ConfigError(ValueError):
+  """A config field holds an invalid value; the message names the field and the fix."""
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """All fields with their defaults; experiment configs override a subset."""
+  c = ml_collections.ConfigDict()
+  c.name = "default"
+  c.seed = 0
+
+  c.model = m = ml_collections.ConfigDict()
+  m.vocab_size = 2048
+  m.d_model = 256
+  m.num_layers = 4
+  m.num_heads = 4
+  m.num_kv_heads = 2
+  m.head_dim = 64
+  m.mlp_dim = 688
+  m.max_seq_len = 256
+  m.norm_eps = 1e-5
+  m.tie_embeddings = True
+  m.param_dtype = "float32"
+  m.compute_dtype = "float32"
+  m.attention_impl = "xla"
+  m.remat_policy = "none"
+  m.scan_layers = True
+  m.init_std = 0.02
+  m.rope = r = ml_collections.ConfigDict()
+  r.theta = 10000.0
+  r.scaling = "none"
+  r.factor = 1.0
+  r.original_max_seq_len = 256
+  r.low_freq_factor = 1.0   # llama3
+  r.high_freq_factor = 4.0  # llama3
+  r.beta_fast = 32.0        # yarn
+  r.beta_slow = 1.0         # yarn
+
+  c.data = d = ml_collections.ConfigDict()
+  d.source = "shakespeare"      # see llm/data/sources.py
+  d.max_chars = 2_000_000        # cap on raw text read, to bound tokenizer and packing time
+  d.heldout_fraction = 0.02
+  d.seq_len = 256
+  d.tokenizer_vocab_size = 2048
+  d.tokenizer_path = ""          # an existing sentencepiece model; empty trains one in the workdir
+  d.sft_path = ""                # JSONL of {"prompt", "response"} records, for train.task="sft"
+
+  c.optim = o = ml_collections.ConfigDict()
+  o.lr = 3e-3
+  o.min_lr_ratio = 0.1
+  o.warmup_steps = 20
+  o.weight_decay = 0.1
+  o.b1 = 0.9
+  o.b2 = 0.95
+  o.eps = 1e-8
+  o.clip_norm = 1.0
+
+  c.train = t = ml_collections.ConfigDict()
+  t.task = "lm"
+  t.steps = 200
+  t.batch_size = 16            # sequences per optimizer step (all micro-batches together)
+  t.grad_accum = 1
+  t.log_every = 10
+  t.eval_every = 100
+  t.eval_batches = 4
+  t.progress = True
+  t.peak_flops = 0.0           # FLOP/s for MFU; 0 measures this machine's matmul peak at start
+
+  c.checkpoint = k = ml_collections.ConfigDict()
+  k.every_steps = 100
+  k.every_minutes = 10.0
+  k.keep = 3
+  k.async_save = True
+  return c
+
+
+def _fail(field: str, problem: str, fix: str) -> None:
+  raise ConfigError(f"config.{field}: {problem}. {fix}")
+
+
+def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks cross-field constraints; raises ConfigError naming the field. Returns `c`."""
+  m, o, t, d = c.model, c.optim, c.train, c.data
+  for field, value in (("model.vocab_size", m.vocab_size), ("model.d_model", m.d_model),
+                       ("model.num_layers", m.num_layers), ("model.num_heads", m.num_heads),
+                       ("model.num_kv_heads", m.num_kv_heads), ("model.head_dim", m.head_dim),
+                       ("model.mlp_dim", m.mlp_dim), ("model.max_seq_len", m.max_seq_len),
+                       ("train.steps", t.steps), ("train.batch_size", t.batch_size),
+                       ("train.grad_accum", t.grad_accum), ("data.seq_len", d.seq_len)):
+    if int(value) <= 0:
+      _fail(field, f"must be a positive integer, got {value}", "Set it to a value > 0.")
+  if m.num_heads % m.num_kv_heads:
+    _fail("model.num_heads", f"{m.num_heads} heads are not divisible by num_kv_heads="
+          f"{m.num_kv_heads}", "Grouped-query attention needs num_heads % num_kv_heads == 0.")
+  if m.head_dim % 2:
+    _fail("model.head_dim", f"RoPE rotates pairs of dimensions, so head_dim must be even, got "
+          f"{m.head_dim}", "Use an even head_dim.")
+  if m.attention_impl not in ATTENTION_IMPLS:
+    _fail("model.attention_impl", f"unknown attention implementation {m.attention_impl!r}",
+          f"Choose one of {ATTENTION_IMPLS}.")
+  if m.rope.scaling not in ROPE_SCALINGS:
+    _fail("model.rope.scaling", f"unknown RoPE scaling {m.rope.scaling!r}",
+          f"Choose one of {ROPE_SCALINGS}.")
+  if m.rope.scaling != "none" and m.rope.factor < 1.0:
+    _fail("model.rope.factor", f"a scaling factor below 1 shrinks the context ({m.rope.factor})",
+          "Use factor >= 1 or rope.scaling='none'.")
+  if m.remat_policy not in REMAT_POLICIES:
+    _fail("model.remat_policy", f"unknown remat policy {m.remat_policy!r}",
+          f"Choose one of {REMAT_POLICIES}.")
+  for field, value in (("model.param_dtype", m.param_dtype),
+                       ("model.compute_dtype", m.compute_dtype)):
+    if value not in DTYPES:
+      _fail(field, f"unknown dtype {value!r}", f"Choose one of {DTYPES}.")
+  if d.seq_len > m.max_seq_len:
+    _fail("data.seq_len", f"{d.seq_len} exceeds model.max_seq_len={m.max_seq_len}",
+          "Lower data.seq_len or raise model.max_seq_len.")
+  if d.tokenizer_vocab_size > m.vocab_size:
+    _fail("data.tokenizer_vocab_size", f"{d.tokenizer_vocab_size} exceeds model.vocab_size="
+          f"{m.vocab_size}", "The embedding table must cover every token id.")
+  if not 0.0 < d.heldout_fraction < 1.0:
+    _fail("data.heldout_fraction", f"must lie in (0, 1), got {d.heldout_fraction}",
+          "Use e.g. 0.02.")
+  if t.batch_size % t.grad_accum:
+    _fail("train.batch_size", f"{t.batch_size} is not divisible by train.grad_accum="
+          f"{t.grad_accum}", "Each micro-batch must hold the same number of sequences.")
+  if t.task not in TASKS:
+    _fail("train.task", f"unknown task {t.task!r}", f"Choose one of {TASKS}.")
+  if t.task == "sft" and not d.sft_path:
+    _fail("data.sft_path", "train.task='sft' needs a JSONL file of prompt/response records",
+          "Set --config.data.sft_path=FILE.")
+  if o.warmup_steps > t.steps:
+    _fail("optim.warmup_steps", f"warmup of {o.warmup_steps} steps is longer than the run "
+          f"(train.steps={t.steps})", "Shorten the warmup or train longer.")
+  if o.lr <= 0:
+    _fail("optim.lr", f"learning rate must be positive, got {o.lr}", "Use e.g. 3e-4.")
+  if not 0.0 <= o.min_lr_ratio <= 1.0:
+    _fail("optim.min_lr_ratio", f"must lie in [0, 1], got {o.min_lr_ratio}",
+          "It is the cosine floor as a fraction of optim.lr.")
+  if c.checkpoint.keep < 1:
+    _fail("checkpoint.keep", f"must keep at least one checkpoint, got {c.checkpoint.keep}",
+          "Use keep >= 1.")
+  return c

@@ -1,0 +1,1 @@
+"""Data: sources of raw documents, packing into token rows, and resumable batch iterators."""

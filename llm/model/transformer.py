@@ -1,0 +1,101 @@
+"""The decoder-only transformer: embed -> scanned blocks -> RMSNorm -> (tied) output head."""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from llm.model.attention import LayerCache
+from llm.model.block import Block
+from llm.model.norm import RMSNorm
+from llm.model.ops import dtype_of, mixed_einsum
+from llm.model.remat import apply_remat
+from llm.model.rope import inverse_frequencies, rotary_tables
+
+
+def _stacked_blocks(m, rngs: nnx.Rngs):
+  """`num_layers` blocks whose parameters carry a leading 'layers' axis, ready for lax.scan."""
+  @nnx.vmap(in_axes=0, out_axes=0)
+  def make(key):
+    return Block(m, nnx.Rngs(params=key))
+  blocks = make(jax.random.split(rngs.params(), m.num_layers))
+  for _, var in nnx.iter_graph(blocks):
+    if isinstance(var, nnx.Variable):
+      var.set_metadata(logical_axes=("layers",) + tuple(var.get_metadata()["logical_axes"]))
+  return blocks
+
+
+class Transformer(nnx.Module):
+
+  def __init__(self, m, rngs: nnx.Rngs):
+    """`m` is the `config.model` section."""
+    normal = jax.nn.initializers.normal
+    self.embed = nnx.Param(normal(m.init_std)(rngs.params(), (m.vocab_size, m.d_model)),
+                           logical_axes=("vocab", "embed"))
+    if m.scan_layers:
+      self.layers = _stacked_blocks(m, rngs)
+    else:
+      self.layers = nnx.List([Block(m, rngs) for _ in range(m.num_layers)])
+    self.final_norm = RMSNorm(m.d_model, m.norm_eps)
+    if not m.tie_embeddings:
+      self.lm_head = nnx.Param(normal(m.init_std)(rngs.params(), (m.d_model, m.vocab_size)),
+                               logical_axes=("embed", "vocab"))
+    inv_freq, self.rope_attention_scale = inverse_frequencies(m.head_dim, m.rope)
+    self.rope_inv_freq = tuple(float(f) for f in inv_freq)
+    self.compute_dtype = dtype_of(m.compute_dtype)
+    self.scan_layers = m.scan_layers
+    self.remat_policy = m.remat_policy
+    self.tie_embeddings = m.tie_embeddings
+    self.num_layers = m.num_layers
+    self.kv_shape = (m.num_kv_heads, m.head_dim)
+
+  def __call__(self, tokens, positions=None, segment_ids=None):
+    """tokens [batch, seq] -> logits [batch, seq, vocab] float32 (no cache)."""
+    if positions is None:
+      positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
+    if segment_ids is None:
+      segment_ids = jnp.ones_like(tokens)
+    logits, _ = self._forward(tokens, positions, segment_ids, None, None)
+    return logits
+
+  def init_cache(self, batch: int, max_len: int, dtype=jnp.float32) -> LayerCache:
+    """An empty KV cache for all layers: k, v [layers, batch, max_len, kv_heads, head_dim]."""
+    shape = (self.num_layers, batch, max_len) + self.kv_shape
+    return LayerCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+
+  def decode(self, tokens, cache: LayerCache, cache_index):
+    """Runs tokens [batch, t] at positions cache_index.. ; returns (logits, updated cache)."""
+    positions = cache_index + jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
+    return self._forward(tokens, positions, jnp.ones_like(tokens), cache, cache_index)
+
+  def _forward(self, tokens, positions, segment_ids, cache, cache_index):
+    x = self.embed[...][tokens].astype(jnp.float32)
+    rotary = rotary_tables(positions, self.rope_inv_freq, self.rope_attention_scale)
+    x, cache = self._run_layers(x, rotary, positions, segment_ids, cache, cache_index)
+    x = self.final_norm(x)
+    if self.tie_embeddings:
+      return mixed_einsum("btd,vd->btv", x, self.embed[...], self.compute_dtype), cache
+    return mixed_einsum("btd,dv->btv", x, self.lm_head[...], self.compute_dtype), cache
+
+  def _run_layers(self, x, rotary, positions, segment_ids, cache, cache_index):
+    def run_block(block, x, layer_cache):
+      return block(x, rotary, positions, segment_ids, layer_cache, cache_index)
+
+    if not self.scan_layers:
+      new_caches = []
+      for i, block in enumerate(self.layers):
+        layer_cache = None if cache is None else LayerCache(cache.k[i], cache.v[i])
+        x, layer_cache = apply_remat(lambda x, c, b=block: run_block(b, x, c),
+                                     self.remat_policy)(x, layer_cache)
+        new_caches.append(layer_cache)
+      if cache is None:
+        return x, None
+      return x, LayerCache(jnp.stack([c.k for c in new_caches]),
+                           jnp.stack([c.v for c in new_caches]))
+
+    graphdef, stacked_state = nnx.split(self.layers)
+
+    def body(x, layer):
+      layer_state, layer_cache = layer
+      return run_block(nnx.merge(graphdef, layer_state), x, layer_cache)
+
+    return jax.lax.scan(apply_remat(body, self.remat_policy), x, (stacked_state, cache))

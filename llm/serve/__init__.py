@@ -1,0 +1,1 @@
+"""Serving: generation with a KV cache (paged engine and HTTP server come later)."""

@@ -1,0 +1,34 @@
+"""Installable package for the LLM lifecycle codebase (import name: `llm`)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    # The name `llm` on PyPI belongs to an unrelated tool; the import package stays `llm`.
+    name="llm-lifecycle",
+    version="0.1.0",
+    description="One JAX codebase for the whole life of a language model.",
+    python_requires=">=3.11",
+    packages=find_packages(include=["llm", "llm.*", "kernels", "kernels.*"]),
+    install_requires=[
+        "jax==0.10.2",
+        "jaxlib==0.10.2",
+        "flax==0.12.8",
+        "optax==0.2.8",
+        "orbax-checkpoint==0.12.8",
+        "grain==0.2.18",
+        "sentencepiece==0.2.3",
+        "numpy==2.4.6",
+        "absl-py==2.5.1",
+        "ml-collections==1.1.0",
+        "tensorboardX==2.6.5",
+        "tqdm==4.70.1",
+    ],
+    extras_require={
+        "test": ["pytest==9.2.0"],
+        "gpu": ["jax[cuda12]==0.10.2", "jax-triton==0.4.1"],
+        "tpu": ["jax[tpu]==0.10.2"],
+        "scale": ["ray==2.60.0"],
+        "interop": ["torch==2.13.0", "transformers==5.23.0", "safetensors==0.8.0",
+                    "gguf==0.19.0"],
+    },
+)

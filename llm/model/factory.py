@@ -15,7 +15,7 @@ def build_model(model_config, seed: int = 0) -> Transformer:
   if param_dtype != jnp.float32:
     for _, var in nnx.iter_graph(model):
       if isinstance(var, nnx.Param):
-        var.value = var.value.astype(param_dtype)
+        var.set_value(var.get_value().astype(param_dtype))
   return model
 
 

@@ -49,7 +49,7 @@ def make_train_step(task, tx, schedule, grad_accum: int):
     new_state = {"step": state["step"] + 1, "params": optax.apply_updates(params, updates),
                  "opt_state": opt_state, "rng": state["rng"]}
     metrics = dict(metrics, loss=loss, perplexity=jnp.exp(loss),
-                   grad_norm=optax.global_norm(grads), update_norm=optax.global_norm(updates),
+                   grad_norm=optax.tree.norm(grads), update_norm=optax.tree.norm(updates),
                    learning_rate=schedule(state["step"]), loss_weight=weight)
     return new_state, metrics
 

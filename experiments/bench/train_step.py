@@ -79,12 +79,12 @@ def make_rows(vocab_size: int, n: int, seq_len: int, seed: int = 0) -> dict:
 
 def time_calls(fn, warmup: int, steps: int) -> tuple[list[float], list[float]]:
   """Runs fn `warmup` then `steps` times; returns (warm-up seconds, timed seconds)."""
-  def timed():
+  times = []
+  for _ in range(warmup + steps):
     start = time.perf_counter()
     fn()
-    return time.perf_counter() - start
-  warm = [timed() for _ in range(warmup)]
-  return warm, [timed() for _ in range(steps)]
+    times.append(time.perf_counter() - start)
+  return times[:warmup], times[warmup:]
 
 
 def throughput(times: list[float], tokens: int, flops: float, peaks: dict, dtype: str) -> dict:
@@ -135,7 +135,10 @@ def hf_llama_config(m, seq_len: int):
 
 
 def bench_hf(config, rows: dict, peaks: dict, warmup: int, steps: int, autocast: bool) -> dict:
-  """Times a float32 PyTorch LlamaForCausalLM step: loss, backward, clip, AdamW, zero_grad."""
+  """Times a float32 LlamaForCausalLM step (loss, backward, clip, AdamW, zero_grad).
+
+  With `autocast`, the forward runs under torch.autocast("cpu", bfloat16).
+  """
   import torch
   from transformers import LlamaForCausalLM
   torch.manual_seed(0)
@@ -159,8 +162,9 @@ def bench_hf(config, rows: dict, peaks: dict, warmup: int, steps: int, autocast:
   warm, times = time_calls(run, warmup, steps)
   flops = training_flops_per_token(config.model, seq) * batch_n * seq
   dtype = "bfloat16" if autocast else "float32"
-  return {"param_dtype": "float32", "autocast": "bfloat16" if autocast else None,
+  return {"torch_dtype": "float32", "autocast": "bfloat16" if autocast else None,
           "attn_implementation": model.config._attn_implementation,
+          "threads": torch.get_num_threads(), "grad_clip_norm": o.clip_norm,
           "params": sum(p.numel() for p in model.parameters()),
           "first_step_s": warm[0] if warm else None, "final_loss": losses[-1],
           **throughput(times, batch_n * seq, flops, peaks, dtype)}
@@ -187,14 +191,14 @@ def bench_hf_all(config, rows, peaks, warmup, steps, ours: dict) -> dict:
 
 
 def machine_info() -> dict:
+  """CPU count and library versions."""
   info = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
           "python": platform.python_version(), "jax": jax.__version__,
           "jax_platform": jax.devices()[0].platform, "torch": None, "transformers": None}
   try:
     import torch
     import transformers
-    info.update(torch=torch.__version__, transformers=transformers.__version__,
-                torch_threads=os.cpu_count())
+    info.update(torch=torch.__version__, transformers=transformers.__version__)
   except ImportError:
     pass
   return info
@@ -202,20 +206,18 @@ def machine_info() -> dict:
 
 def write_json_atomic(path: str, data: dict) -> None:
   """Writes to a temporary file beside `path`, then renames it into place."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
   with os.fdopen(fd, "w") as f:
     json.dump(data, f, indent=2)
   os.replace(tmp, path)
 
 
 def summary_rows(results: dict) -> list[tuple]:
+  """One table row per (config, implementation)."""
   rows = []
   for name, r in results["configs"].items():
     runs = [("ours (jax)", r["jax"]["compute_dtype"], r["jax"], None)]
-    hf_runs = {} if "skipped" in r["hf"] else r["hf"]
-    for mode, h in hf_runs.items():
+    for mode, h in ({} if "skipped" in r["hf"] else r["hf"]).items():
       runs.append((f"hf torch {mode}", h["autocast"] or "float32", h, h["ratio_ours_over_hf"]))
     for impl, dtype, x, ratio in runs:
       rows.append((name, impl, dtype, f"{x['params']:,}", f"{x['step_s']:.3f}",
@@ -233,18 +235,16 @@ def print_summary(results: dict) -> None:
   widths = [max(len(row[i]) for row in table) for i in range(len(header))]
   for row in table:
     print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
-  for name, r in results["configs"].items():
-    if "skipped" in r["hf"]:
-      print(f"{name}: hf skipped ({r['hf']['skipped']})")
+  skipped = [n for n, r in results["configs"].items() if "skipped" in r["hf"]]
+  if skipped:
+    print(f"hf skipped for {', '.join(skipped)}")
 
 
 def main(argv=None):
   args = parse_args(argv)
   peaks = {d: measure_matmul_peak(d, args.peak_size, args.peak_repeats) / 1e9 for d in DTYPES}
-  results = {"machine": machine_info(), "peak_gflops": peaks,
-             "peak_matmul": {"size": args.peak_size, "repeats": args.peak_repeats},
-             "settings": {"batch": args.batch, "seq_len": args.seq_len, "steps": args.steps,
-                          "warmup": args.warmup, "compute_dtype": args.compute_dtype},
+  settings = {k: v for k, v in vars(args).items() if k not in ("json", "configs")}
+  results = {"machine": machine_info(), "peak_gflops": peaks, "settings": settings,
              "configs": {}}
   for name in args.configs.split(","):
     config = prepare_config(load_config(name), args.batch, args.seq_len, args.compute_dtype)

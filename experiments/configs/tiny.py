@@ -13,6 +13,6 @@ def get_config():
   m.rope.original_max_seq_len = 128
   c.data.seq_len = 128
   c.data.tokenizer_vocab_size = 2048
-  c.train.steps, c.train.batch_size = 200, 16
+  c.train.steps, c.train.batch_size = 1200, 16
   c.optim.lr, c.optim.warmup_steps = 3e-3, 20
   return c

@@ -20,6 +20,7 @@ def train_tokenizer(texts: list[str], vocab_size: int, model_path: str,
       user_defined_symbols=["\n", "\t"], pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID,
       eos_id=EOS_ID, max_sentence_length=1 << 16, num_threads=os.cpu_count() or 1,
       minloglevel=2)
+  os.makedirs(os.path.dirname(os.path.abspath(model_path)), exist_ok=True)
   tmp = f"{model_path}.tmp"
   with open(tmp, "wb") as f:
     f.write(model.getvalue())

@@ -1,0 +1,43 @@
+"""The main job end to end on the embedded real text, and the training entry point."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def _run(args, cwd=ROOT):
+  result = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          cwd=str(cwd), timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result
+
+
+def test_lifecycle_trains_evaluates_and_samples(tmp_path):
+  result = _run(["llm.lifecycle", f"--workdir={tmp_path}", "--config.train.steps=150",
+                 "--config.data.max_chars=400000", "--config.train.progress=false",
+                 "--new_tokens=12"])
+  report = json.loads((tmp_path / "report.json").read_text())
+  assert report["data"]["heldout_rows"] > 0 and report["data"]["tokenizer_vocab"] == 2048
+  assert report["pretrain"]["final_loss"] < report["pretrain"]["first_loss"] - 1.0
+  heldout = report["heldout"]
+  assert heldout["perplexity"] < heldout["unigram_perplexity"]
+  assert len(report["samples"]) == 2 and all(s["completion"] for s in report["samples"])
+  assert "held-out perplexity" in result.stdout
+  assert (tmp_path / "pretrain" / "checkpoints" / "150").is_dir()
+
+
+def test_main_runs_sft_from_a_jsonl_file(tmp_path):
+  pairs = tmp_path / "pairs.jsonl"
+  with open(pairs, "w", encoding="utf-8") as f:
+    for i in range(40):
+      f.write(json.dumps({"prompt": f"What is {i} plus one? ", "response": f"{i + 1}."}) + "\n")
+  workdir = tmp_path / "run"
+  _run(["llm.main", "--config=experiments/configs/tiny.py", "--config.train.task=sft",
+        f"--config.data.sft_path={pairs}", "--config.data.tokenizer_vocab_size=300",
+        "--config.train.steps=20", "--config.optim.warmup_steps=2", "--config.train.progress=false",
+        f"--workdir={workdir}"])
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert len(records) == 20 and records[-1]["loss"] < records[0]["loss"]
+  assert json.loads((workdir / "config.json").read_text())["train"]["task"] == "sft"

@@ -34,12 +34,11 @@ def xla_attention(q, k, v, mask):
   b, t, h, d = q.shape
   kv_heads = k.shape[2]
   q = q.reshape(b, t, kv_heads, h // kv_heads, d)
-  scores = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32)
+  scores = mixed_einsum("btkgd,bskd->bkgts", q, k, q.dtype)
   scores = scores / jnp.sqrt(jnp.float32(d))
   scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
   probs = jax.nn.softmax(scores, axis=-1)
-  out = jnp.einsum("bkgts,bskd->btkgd", probs.astype(v.dtype), v,
-                   preferred_element_type=jnp.float32)
+  out = mixed_einsum("bkgts,bskd->btkgd", probs, v, v.dtype)
   return out.reshape(b, t, h, d)
 
 

@@ -1,5 +1,8 @@
 """Small numerical helpers shared by the layers: mixed-precision matmul and dtype lookup."""
 
+import functools
+
+import jax
 import jax.numpy as jnp
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -11,6 +14,39 @@ def dtype_of(name: str):
 
 
 def mixed_einsum(equation: str, x, w, compute_dtype):
-  """Einsum with both operands cast to `compute_dtype`, accumulating and returning float32."""
+  """Einsum with both operands cast to `compute_dtype`, accumulating and returning float32.
+
+  In low precision the backward pass casts the incoming gradient to `compute_dtype` too, so all
+  three matmuls of a layer run as low-precision products with float32 accumulation.
+  """
+  if jnp.dtype(compute_dtype) == jnp.float32:
+    return jnp.einsum(equation, x, w, preferred_element_type=jnp.float32)
+  return _low_precision_einsum(equation, jnp.dtype(compute_dtype), x, w)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _low_precision_einsum(equation, compute_dtype, x, w):
   return jnp.einsum(equation, x.astype(compute_dtype), w.astype(compute_dtype),
                     preferred_element_type=jnp.float32)
+
+
+def _forward(equation, compute_dtype, x, w):
+  xc, wc = x.astype(compute_dtype), w.astype(compute_dtype)
+  out = jnp.einsum(equation, xc, wc, preferred_element_type=jnp.float32)
+  # zero-size arrays carry the input dtypes (residuals must be arrays)
+  return out, (xc, wc, jnp.zeros((0,), x.dtype), jnp.zeros((0,), w.dtype))
+
+
+def _backward(equation, compute_dtype, residuals, grad):
+  # Valid for equations where every index of one operand appears in the other or the output,
+  # which holds for all projections in this model.
+  xc, wc, x_like, w_like = residuals
+  inputs, out = equation.split("->")
+  x_idx, w_idx = inputs.split(",")
+  grad = grad.astype(compute_dtype)
+  dx = jnp.einsum(f"{out},{w_idx}->{x_idx}", grad, wc, preferred_element_type=jnp.float32)
+  dw = jnp.einsum(f"{x_idx},{out}->{w_idx}", xc, grad, preferred_element_type=jnp.float32)
+  return dx.astype(x_like.dtype), dw.astype(w_like.dtype)
+
+
+_low_precision_einsum.defvjp(_forward, _backward)

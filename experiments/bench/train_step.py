@@ -41,6 +41,7 @@ def parse_args(argv=None):
   p.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
   p.add_argument("--warmup", type=int, default=2, help="untimed steps first (includes compile)")
   p.add_argument("--compute_dtype", default="config", choices=("config",) + DTYPES)
+  p.add_argument("--scan_layers", default="config", choices=("config", "true", "false"))
   p.add_argument("--peak_size", type=int, default=2048)
   p.add_argument("--peak_repeats", type=int, default=20)
   p.add_argument("--skip_hf", action="store_true", help="skip the PyTorch comparison")
@@ -56,14 +57,16 @@ def load_config(name: str):
   return module.get_config()
 
 
-def prepare_config(config, batch: int, seq_len: int, compute_dtype: str):
-  """Sets the benchmark shapes (and optionally the compute dtype) on a config."""
+def prepare_config(config, batch: int, seq_len: int, compute_dtype: str, scan_layers: str):
+  """Sets the benchmark shapes (and optionally the compute dtype and scanning) on a config."""
   config.data.seq_len = seq_len
   config.model.max_seq_len = max(seq_len, config.model.max_seq_len)
   config.model.rope.original_max_seq_len = max(seq_len, config.model.rope.original_max_seq_len)
   config.train.batch_size = batch
   if compute_dtype != "config":
     config.model.compute_dtype = compute_dtype
+  if scan_layers != "config":
+    config.model.scan_layers = scan_layers == "true"
   return config
 
 
@@ -115,7 +118,8 @@ def bench_jax(config, rows: dict, peaks: dict, warmup: int, steps: int) -> dict:
   batch_n, seq = batch["inputs"].shape
   flops = training_flops_per_token(config.model, seq) * batch_n * seq
   dtype = config.model.compute_dtype
-  return {"compute_dtype": dtype, "params": count_params(task.model(trainable)),
+  return {"compute_dtype": dtype, "scan_layers": config.model.scan_layers,
+          "params": count_params(task.model(trainable)),
           "first_step_s": warm[0] if warm else None, "flops_per_step": flops,
           "final_loss": float(metrics["last"]["loss"]),
           **throughput(times, batch_n * seq, flops, peaks, dtype)}
@@ -247,7 +251,8 @@ def main(argv=None):
   results = {"machine": machine_info(), "peak_gflops": peaks, "settings": settings,
              "configs": {}}
   for name in args.configs.split(","):
-    config = prepare_config(load_config(name), args.batch, args.seq_len, args.compute_dtype)
+    config = prepare_config(load_config(name), args.batch, args.seq_len, args.compute_dtype,
+                            args.scan_layers)
     rows = make_rows(config.model.vocab_size, args.batch, args.seq_len)
     ours = bench_jax(config, rows, peaks, args.warmup, args.steps)
     hf = ({"skipped": "--skip_hf"} if args.skip_hf else

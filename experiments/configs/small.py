@@ -12,6 +12,8 @@ def get_config():
   m.max_seq_len = 512
   m.rope.original_max_seq_len = 512
   m.compute_dtype = "bfloat16"
+  # On CPU, XLA copies a scan's stacked residuals; unrolling 8 layers trains ~25% faster.
+  m.scan_layers = False
   c.data.seq_len = 512
   c.data.tokenizer_vocab_size = 8192
   c.data.max_chars = 8_000_000

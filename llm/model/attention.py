@@ -29,17 +29,33 @@ def attention_mask(q_pos, k_pos, q_seg, k_seg):
   return (causal & same_doc)[:, None, None]
 
 
-def xla_attention(q, k, v, mask):
-  """Reference attention. q [b,t,h,d], k/v [b,s,kv,d], mask [b,1,1,t,s] -> [b,t,h,d] float32."""
+def _dense_attention(q, k, v, mask):
   b, t, h, d = q.shape
   kv_heads = k.shape[2]
-  q = q.reshape(b, t, kv_heads, h // kv_heads, d)
+  q = (q * (1.0 / d**0.5)).astype(q.dtype).reshape(b, t, kv_heads, h // kv_heads, d)
   scores = mixed_einsum("btkgd,bskd->bkgts", q, k, q.dtype)
-  scores = scores / jnp.sqrt(jnp.float32(d))
   scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
   probs = jax.nn.softmax(scores, axis=-1)
   out = mixed_einsum("bkgts,bskd->btkgd", probs, v, v.dtype)
   return out.reshape(b, t, h, d)
+
+
+def xla_attention(q, k, v, mask, query_block: int = 128):
+  """Reference attention. q [b,t,h,d], k/v [b,s,kv,d], mask [b,1,1,t,s] -> [b,t,h,d] float32.
+
+  When queries and keys are the same sequence (training, prefill), the query rows are taken in
+  blocks that attend only to keys up to the block's end: the causal mask hides the rest, and
+  skipping it saves about 40% of the attention work at 4+ blocks. This relies on positions
+  increasing along the row within each segment, as packing and decoding produce them.
+  """
+  t, s = q.shape[1], k.shape[1]
+  if t != s or t % query_block or t <= query_block:
+    return _dense_attention(q, k, v, mask)
+  outs = []
+  for start in range(0, t, query_block):
+    rows, end = slice(start, start + query_block), start + query_block
+    outs.append(_dense_attention(q[:, rows], k[:, :end], v[:, :end], mask[..., rows, :end]))
+  return jnp.concatenate(outs, axis=1)
 
 
 def attend(impl: str, q, k, v, mask):

@@ -40,6 +40,16 @@ def test_xla_attention_matches_naive_loop_with_segments():
   np.testing.assert_allclose(got, naive_attention(q, k, v, pos, pos, seg, seg), atol=1e-5)
 
 
+def test_query_blocked_attention_matches_naive_loop():
+  rng = np.random.default_rng(1)
+  b, t, h, kv, d = 2, 12, 4, 1, 8
+  q, k, v = (rng.normal(size=(b, t, n, d)).astype(np.float32) for n in (h, kv, kv))
+  seg = np.array([[1] * 5 + [2] * 7, [1] * 12])
+  pos = np.array([list(range(5)) + list(range(7)), list(range(12))])
+  got = xla_attention(q, k, v, attention_mask(pos, pos, seg, seg), query_block=4)
+  np.testing.assert_allclose(got, naive_attention(q, k, v, pos, pos, seg, seg), atol=1e-5)
+
+
 def test_causality_future_tokens_do_not_change_past_logits():
   model = build_model(micro_config().model)
   tokens = jax.random.randint(jax.random.key(0), (2, 16), 0, 64)

@@ -1,6 +1,7 @@
 """The one loop: overfitting (f), bit-exact resume (g), accumulation, outputs in the workdir."""
 
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -71,3 +72,16 @@ def test_workdir_has_config_metrics_tensorboard_and_checkpoints(tmp_path):
   assert np.isclose(records[0]["perplexity"], np.exp(records[0]["loss"]), rtol=1e-5)
   assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["3", "4"]
   assert any((tmp_path / "tensorboard").iterdir())
+
+
+def test_checkpoints_written_while_training_continues_are_intact(tmp_path):
+  """Async saves of a state whose buffers the next step donates must hold that step's values."""
+  rows = random_rows(60, 16, 64)
+  config = _resume_config()
+  config.checkpoint.every_steps, config.checkpoint.keep = 2, 10
+  straight = train(config, LMTask(config, rows), str(tmp_path / "a"))
+  shutil.copytree(tmp_path / "a", tmp_path / "b")
+  for step in (6, 8):
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / str(step))
+  resumed = train(config, LMTask(config, rows), str(tmp_path / "b"))
+  assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in straight["history"][4:]]

@@ -5,6 +5,9 @@ overridden by an `experiments/configs/<name>.py`. `validate` runs before anythin
 names the offending field in its error.
 """
 
+import importlib.util
+import pathlib
+
 import ml_collections
 
 ATTENTION_IMPLS = ("xla", "cudnn")  # "cudnn" runs on NVIDIA GPUs only
@@ -12,6 +15,7 @@ ROPE_SCALINGS = ("none", "linear", "ntk", "yarn", "llama3")
 REMAT_POLICIES = ("none", "full", "save_dots", "save_attn_out", "save_qkv_proj")
 DTYPES = ("float32", "bfloat16", "float16")
 TASKS = ("lm", "sft")
+CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
 
 class ConfigError(ValueError):
@@ -87,6 +91,20 @@ def default_config() -> ml_collections.ConfigDict:
   k.keep = 3
   k.async_save = True
   return c
+
+
+def load_experiment(name_or_path: str) -> ml_collections.ConfigDict:
+  """get_config() of experiments/configs/<name>.py, or of a config file given by path."""
+  path = pathlib.Path(name_or_path)
+  if path.suffix != ".py":
+    path = CONFIGS_DIR / f"{name_or_path}.py"
+  if not path.exists():
+    raise FileNotFoundError(f"no config file at {path}; pass a name under experiments/configs "
+                            "or a path to a .py file defining get_config()")
+  spec = importlib.util.spec_from_file_location(f"experiment_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
 
 
 def _fail(field: str, problem: str, fix: str) -> None:

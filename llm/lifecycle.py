@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
+from llm.config import CONFIGS_DIR
 from llm.data.prepare import prepare_lm_data
 from llm.eval.perplexity import model_perplexity, unigram_perplexity
 from llm.runtime import configure_logging, validated
@@ -24,8 +25,8 @@ from llm.train.lm_task import LMTask
 from llm.train.loop import train
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "experiments", "configs", "tiny.py"),
-    "Experiment config for the pretraining stage.", lock_config=True)
+    "config", str(CONFIGS_DIR / "tiny.py"), "Experiment config for the pretraining stage.",
+    lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", "runs/lifecycle", "Output folder.")
 _PROMPTS = flags.DEFINE_list("prompts", ["HAMLET.\nTo be, or not", "KING.\n"],
                              "Prompts to sample from after training.")

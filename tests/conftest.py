@@ -1,21 +1,12 @@
 """Shared fixtures: very small configs so each test compiles quickly on 2 CPU cores."""
 
-import importlib.util
 import pathlib
 
 import pytest
 
-from llm.config import default_config
+from llm.config import default_config, load_experiment as load_experiment_config  # noqa: F401
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def load_experiment_config(name: str):
-  """get_config() of experiments/configs/<name>.py."""
-  spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def micro_config(**model_overrides):

@@ -54,3 +54,10 @@ def test_main_reports_config_error_before_compiling(tmp_path):
   assert result.returncode != 0
   assert "invalid config: config.model.num_heads" in result.stderr
   assert not (tmp_path / "checkpoints").exists()
+
+
+def test_load_experiment_by_name_and_path_and_missing():
+  assert load_experiment_config("tiny").name == "tiny"
+  assert load_experiment_config(str(ROOT / "experiments/configs/small.py")).name == "small"
+  with pytest.raises(FileNotFoundError, match="experiments/configs"):
+    load_experiment_config("no_such_config")

@@ -7,7 +7,6 @@ train step and the same architecture as a PyTorch `LlamaForCausalLM`, reporting 
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
@@ -23,6 +22,7 @@ sys.path.insert(0, str(REPO))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from llm.config import load_experiment as load_config  # noqa: E402
 from llm.model import count_params  # noqa: E402
 from llm.train.flops import measure_matmul_peak, training_flops_per_token  # noqa: E402
 from llm.train.lm_task import LMTask  # noqa: E402
@@ -46,15 +46,6 @@ def parse_args(argv=None):
   p.add_argument("--peak_repeats", type=int, default=20)
   p.add_argument("--skip_hf", action="store_true", help="skip the PyTorch comparison")
   return p.parse_args(argv)
-
-
-def load_config(name: str):
-  """get_config() from experiments/configs/<name>.py."""
-  path = REPO / "experiments" / "configs" / f"{name}.py"
-  spec = importlib.util.spec_from_file_location(f"bench_config_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def prepare_config(config, batch: int, seq_len: int, compute_dtype: str, scan_layers: str):

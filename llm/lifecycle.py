@@ -66,7 +66,10 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int) -> dict:
   for i, prompt in enumerate(prompts):
     ids = jnp.asarray([[tokenizer.bos_id] + tokenizer.encode(prompt)], jnp.int32)
     out = generate(task.graphdef, params, ids, jax.random.key(i), max_new_tokens=new_tokens)
-    samples.append({"prompt": prompt, "completion": tokenizer.decode(out[0].tolist())})
+    completion = out[0].tolist()
+    if tokenizer.eos_id in completion:  # the document ended
+      completion = completion[:completion.index(tokenizer.eos_id)]
+    samples.append({"prompt": prompt, "completion": tokenizer.decode(completion)})
   report["samples"] = samples
   report["seconds"] = time.perf_counter() - clock
   path = os.path.join(workdir, "report.json")

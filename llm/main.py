@@ -4,6 +4,7 @@
 """
 
 import logging
+import os
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -26,11 +27,12 @@ def build_task(config, workdir: str):
     _, train_rows, heldout_rows = prepare_lm_data(config.data, workdir)
     return LMTask(config, train_rows, heldout_rows)
   pairs = read_pairs(config.data.sft_path)
-  if config.data.tokenizer_path:
-    tokenizer = Tokenizer(config.data.tokenizer_path)
+  own_tokenizer = os.path.join(workdir, "sft_tokenizer.model")
+  if config.data.tokenizer_path or os.path.exists(own_tokenizer):  # a resumed run keeps its own
+    tokenizer = Tokenizer(config.data.tokenizer_path or own_tokenizer)
   else:
     tokenizer = train_tokenizer([p + r for p, r in pairs], config.data.tokenizer_vocab_size,
-                                f"{workdir}/sft_tokenizer.model")
+                                own_tokenizer)
   rows = sft_rows([(tokenizer.encode(p), tokenizer.encode(r)) for p, r in pairs],
                   config.data.seq_len, tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id)
   return SFTTask(config, rows)

@@ -1,4 +1,4 @@
-"""Llama-3-8B shapes (GQA 32/8, SwiGLU 14336, untied, llama3 RoPE scaling); for pods."""
+"""Llama-3.1-8B shapes (GQA 32/8, SwiGLU 14336, untied, llama3 RoPE scaling); for pods."""
 
 from llm.config import default_config
 

@@ -14,10 +14,13 @@ from llm.train.lm_task import LMTask
 
 def sft_rows(pairs: list[tuple[list[int], list[int]]], seq_len: int, bos_id: int, eos_id: int,
              pad_id: int = 0) -> dict[str, np.ndarray]:
-  """Token-id pairs -> rows (ROW_KEYS); over-long examples are cut from the right."""
+  """Token-id pairs -> rows (ROW_KEYS). Over-long examples lose the start of the prompt first
+  (its end is what the response answers), then the end of the response."""
   rows = {key: np.zeros((len(pairs), seq_len), np.int32) for key in ROW_KEYS}
   for r, (prompt, response) in enumerate(pairs):
-    tokens = ([bos_id] + list(prompt) + list(response) + [eos_id])[:seq_len + 1]
+    response = list(response)[:seq_len - 1]
+    prompt = list(prompt)[max(0, len(prompt) - (seq_len - 1 - len(response))):]
+    tokens = [bos_id] + prompt + response + [eos_id]
     trained = np.zeros(len(tokens), bool)
     trained[1 + len(prompt):] = True  # response tokens and eos, as targets
     n = len(tokens) - 1
@@ -46,11 +49,7 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
 
 
 class SFTTask(LMTask):
-  """The LM objective on SFT rows; it differs from pretraining only in data and in its mask."""
+  """The LM objective on SFT rows: pretraining and SFT differ only in data and loss mask.
+  Starting from pretrained weights and chat templates arrive with the alignment stage."""
 
   name = "sft"
-
-  def loss_fn(self, trainable, frozen, batch, rng):
-    loss, metrics = super().loss_fn(trainable, frozen, batch, rng)
-    return loss, dict(metrics, response_tokens_per_row=metrics["weight"] /
-                      batch["loss_mask"].shape[0])

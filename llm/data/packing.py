@@ -1,6 +1,6 @@
 """Packing tokenized documents into fixed-length rows with segment ids, positions and a loss mask.
 
-Documents are concatenated (each followed by EOS) and cut into rows of seq_len + 1 tokens.
+Documents are concatenated (each framed by BOS ... EOS) and cut into rows of seq_len + 1 tokens.
 Within a row each document gets its own segment id (1, 2, ...; 0 is padding) and positions
 restart at 0, so attention and RoPE see every document as if it were alone. A target is
 trained on only when it belongs to the same document as its input token.
@@ -20,14 +20,18 @@ def _segment_positions(segment_ids: np.ndarray) -> np.ndarray:
   return index - np.maximum.accumulate(np.where(starts, index, 0))
 
 
-def pack_documents(docs: list[list[int]], seq_len: int, eos_id: int,
-                   pad_id: int = 0) -> dict[str, np.ndarray]:
-  """Greedy concat-and-chunk packing -> dict of int32 arrays [rows, seq_len] (ROW_KEYS)."""
+def pack_documents(docs: list[list[int]], seq_len: int, eos_id: int, pad_id: int = 0,
+                   bos_id: int | None = None) -> dict[str, np.ndarray]:
+  """Greedy concat-and-chunk packing -> dict of int32 arrays [rows, seq_len] (ROW_KEYS).
+
+  Each document becomes [bos] doc [eos] (bos only when `bos_id` is given), so the first real
+  token is trained as a prediction from bos, as generation later starts from bos.
+  """
   tokens, doc_index = [], []
   for i, doc in enumerate(docs):
-    tokens.extend(doc)
-    tokens.append(eos_id)
-    doc_index.extend([i + 1] * (len(doc) + 1))
+    framed = ([] if bos_id is None else [bos_id]) + list(doc) + [eos_id]
+    tokens.extend(framed)
+    doc_index.extend([i + 1] * len(framed))
   width = seq_len + 1
   n_rows = -(-len(tokens) // width)
   pad = n_rows * width - len(tokens)

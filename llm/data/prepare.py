@@ -1,9 +1,11 @@
 """From a named text source to a trained tokenizer and packed train/held-out rows in the workdir.
 
-Outputs are cached (tokenizer.model, train_rows.npz, heldout_rows.npz), so a resumed run reuses
-exactly the same token data.
+Outputs are cached (tokenizer.model, train_rows.npz, heldout_rows.npz) with a manifest of the data
+config that made them, so a resumed run reuses exactly the same token data, and a changed data
+config on the same workdir is an error rather than a silent reuse.
 """
 
+import json
 import logging
 import os
 
@@ -19,7 +21,16 @@ def prepare_lm_data(data_config, workdir: str):
   tok_path = data_config.tokenizer_path or os.path.join(data_dir, "tokenizer.model")
   train_path = os.path.join(data_dir, "train_rows.npz")
   heldout_path = os.path.join(data_dir, "heldout_rows.npz")
-  if os.path.exists(tok_path) and os.path.exists(train_path) and os.path.exists(heldout_path):
+  manifest_path = os.path.join(data_dir, "manifest.json")
+  manifest = json.loads(data_config.to_json(sort_keys=True))
+  if os.path.exists(manifest_path):
+    with open(manifest_path, encoding="utf-8") as f:
+      previous = json.load(f)
+    changed = sorted(k for k in set(previous) | set(manifest) if previous.get(k) != manifest.get(k))
+    if changed:
+      raise ValueError(f"{data_dir} was prepared with a different data config "
+                       f"(changed: {', '.join('data.' + k for k in changed)}); use a new "
+                       "--workdir, or delete that folder to rebuild it")
     return Tokenizer(tok_path), load_rows(train_path), load_rows(heldout_path)
 
   docs = load_documents(data_config.source, data_config.max_chars)
@@ -37,6 +48,9 @@ def prepare_lm_data(data_config, workdir: str):
                                 tok_path)
   for path, split in ((train_path, train), (heldout_path, heldout)):
     rows = pack_documents([tokenizer.encode(d["text"]) for d in split], data_config.seq_len,
-                          tokenizer.eos_id, tokenizer.pad_id)
+                          tokenizer.eos_id, tokenizer.pad_id, tokenizer.bos_id)
     save_rows(path, rows)
+  with open(manifest_path + ".tmp", "w", encoding="utf-8") as f:
+    json.dump(manifest, f, indent=2)
+  os.replace(manifest_path + ".tmp", manifest_path)  # written last: marks the data complete
   return tokenizer, load_rows(train_path), load_rows(heldout_path)

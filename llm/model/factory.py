@@ -1,22 +1,14 @@
 """Building the model from a config, and introspection helpers."""
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
-from llm.model.ops import dtype_of
 from llm.model.transformer import Transformer
 
 
 def build_model(model_config, seed: int = 0) -> Transformer:
-  """Initialises a Transformer; parameters are stored in `model.param_dtype`."""
-  model = Transformer(model_config, nnx.Rngs(params=seed))
-  param_dtype = dtype_of(model_config.param_dtype)
-  if param_dtype != jnp.float32:
-    for _, var in nnx.iter_graph(model):
-      if isinstance(var, nnx.Param):
-        var.set_value(var.get_value().astype(param_dtype))
-  return model
+  """Initialises a Transformer with float32 parameters (the optimizer's master weights)."""
+  return Transformer(model_config, nnx.Rngs(params=seed))
 
 
 def abstract_model(model_config) -> Transformer:

@@ -3,6 +3,7 @@
 Saves every N steps and every T minutes, keeps the newest K, writes asynchronously.
 """
 
+import os
 import time
 
 import jax
@@ -16,7 +17,7 @@ class Checkpointer:
     self.every_seconds = checkpoint_config.every_minutes * 60.0
     self._last_save = time.monotonic()
     self.manager = ocp.CheckpointManager(
-        directory, item_names=("state", "data"),
+        os.path.abspath(directory), item_names=("state", "data"),
         options=ocp.CheckpointManagerOptions(
             max_to_keep=checkpoint_config.keep, create=True,
             enable_async_checkpointing=checkpoint_config.async_save))

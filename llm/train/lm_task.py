@@ -17,6 +17,12 @@ class LMTask:
 
   def __init__(self, config, train_rows: dict[str, np.ndarray],
                eval_rows: dict[str, np.ndarray] | None = None):
+    vocab = config.model.vocab_size
+    for split, rows in (("train", train_rows), ("eval", eval_rows)):
+      if rows is not None and int(rows["inputs"].max(initial=0)) >= vocab:
+        raise ValueError(f"{split} data holds token id {int(rows['inputs'].max())} but "
+                         f"model.vocab_size={vocab}: the tokenizer is larger than the "
+                         "embedding table; raise model.vocab_size or use a smaller tokenizer")
     self.config = config
     self.train_rows = train_rows
     self.eval_rows = eval_rows

@@ -70,7 +70,7 @@ def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
   peak = t.peak_flops or measure_matmul_peak(config.model.compute_dtype)
   flops_per_step = task.flops_per_example() * t.batch_size
   tokens_per_step = task.tokens_per_example() * t.batch_size
-  writer = MetricsWriter(workdir)
+  writer = MetricsWriter(workdir, start)
   history, eval_metrics = [], {}
   bar = tqdm(total=t.steps, initial=start, disable=not t.progress, desc=config.name,
              dynamic_ncols=True)

@@ -4,14 +4,29 @@ import json
 import os
 
 
-class MetricsWriter:
+def _truncate_jsonl(path: str, last_step: int) -> None:
+  """Drops records after `last_step` (written after the checkpoint a run resumes from)."""
+  if not os.path.exists(path):
+    return
+  with open(path, encoding="utf-8") as f:
+    kept = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    f.writelines(kept)
+  os.replace(path + ".tmp", path)
 
-  def __init__(self, workdir: str):
+
+class MetricsWriter:
+  """Appends per-step metrics; on resume from `start_step`, later records are replaced."""
+
+  def __init__(self, workdir: str, start_step: int = 0):
     os.makedirs(workdir, exist_ok=True)
-    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+    path = os.path.join(workdir, "metrics.jsonl")
+    _truncate_jsonl(path, start_step)
+    self._jsonl = open(path, "a", encoding="utf-8")
     try:
       from tensorboardX import SummaryWriter
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"),
+                               purge_step=start_step + 1 if start_step else None)
     except ImportError:  # TensorBoard output is optional
       self._tb = None
 

@@ -1,7 +1,8 @@
 """The Task interface: what the loop learns, without the loop knowing which objective it is.
 
 A Task supplies the trainable and frozen pytrees, a pure loss function, its batches and its
-evaluation data. Pretraining, SFT, reward modelling, DPO and PPO are all Tasks.
+evaluation data. Pretraining and SFT are Tasks today; reward modelling, DPO and PPO plug in the
+same way (frozen holds e.g. the reference policy).
 """
 
 from typing import Any, Iterator, Protocol

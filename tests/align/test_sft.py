@@ -52,3 +52,10 @@ def test_read_pairs_rejects_records_without_fields(tmp_path):
     assert "pairs.jsonl:3" in str(e) and "'prompt' and 'response'" in str(e)
   else:
     raise AssertionError("expected a ValueError")
+
+
+def test_over_long_examples_keep_the_response_and_the_prompt_end():
+  rows = sft_rows([(list(range(10, 30)), [40, 41, 42])], seq_len=8, bos_id=BOS, eos_id=EOS)
+  assert rows["inputs"][0].tolist() == [BOS, 26, 27, 28, 29, 40, 41, 42]
+  assert rows["targets"][0].tolist() == [26, 27, 28, 29, 40, 41, 42, EOS]
+  assert rows["loss_mask"][0].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]

@@ -50,3 +50,11 @@ def test_save_and_load_round_trip(tmp_path):
   for key in rows:
     np.testing.assert_array_equal(loaded[key], rows[key])
   assert [p.name for p in tmp_path.iterdir()] == ["rows.npz"]
+
+
+def test_bos_frames_each_document_and_its_first_token_is_trained():
+  rows = pack_documents([[5, 6], [7]], seq_len=7, eos_id=EOS, bos_id=2)
+  assert rows["inputs"][0].tolist() == [2, 5, 6, 3, 2, 7, 3]
+  assert rows["targets"][0].tolist() == [5, 6, 3, 2, 7, 3, 0]
+  assert rows["loss_mask"][0].tolist() == [1, 1, 1, 0, 1, 1, 0]
+  assert rows["positions"][0].tolist() == [0, 1, 2, 3, 0, 1, 2]

@@ -35,3 +35,19 @@ def test_missing_package_names_the_pip_command():
 def test_unknown_source_is_a_clear_error():
   with pytest.raises(ValueError, match="unknown data source"):
     load_documents("nope", 10)
+
+
+def test_prepared_data_refuses_a_changed_data_config(tmp_path):
+  from tests.conftest import micro_config
+  from llm.data.prepare import prepare_lm_data
+  config = micro_config()
+  config.data.max_chars, config.data.tokenizer_vocab_size = 60_000, 512
+  config.data.heldout_fraction = 0.2
+  tokenizer, train, heldout = prepare_lm_data(config.data, str(tmp_path))
+  assert train["inputs"].shape[1] == 16 and int(train["inputs"].max()) < 512
+  assert (train["inputs"] == tokenizer.bos_id).any()
+  again = prepare_lm_data(config.data, str(tmp_path))[1]
+  assert (again["inputs"] == train["inputs"]).all()
+  config.data.seq_len = 8
+  with pytest.raises(ValueError, match="data.seq_len"):
+    prepare_lm_data(config.data, str(tmp_path))

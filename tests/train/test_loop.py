@@ -85,3 +85,22 @@ def test_checkpoints_written_while_training_continues_are_intact(tmp_path):
     shutil.rmtree(tmp_path / "b" / "checkpoints" / str(step))
   resumed = train(config, LMTask(config, rows), str(tmp_path / "b"))
   assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in straight["history"][4:]]
+
+
+def test_resume_replaces_metrics_logged_after_the_checkpoint(tmp_path):
+  rows = random_rows(60, 16, 64)
+  config = _resume_config()
+  config.checkpoint.every_steps = 2
+  train(config, LMTask(config, rows), str(tmp_path), stop_after=5)  # checkpoints 2, 4 and 5
+  shutil.rmtree(tmp_path / "checkpoints" / "5")  # as if the run died before saving step 5
+  train(config, LMTask(config, rows), str(tmp_path))
+  steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert steps == list(range(1, 9))
+
+
+def test_relative_workdir(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  config = _resume_config()
+  config.train.steps = 2
+  train(config, LMTask(config, random_rows(60, 16, 64)), "runs/relative")
+  assert (tmp_path / "runs" / "relative" / "checkpoints" / "2").is_dir()

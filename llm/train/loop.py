@@ -67,7 +67,8 @@ def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
   train_step = make_train_step(task, tx, schedule, t.grad_accum)
   eval_step = make_eval_step(task)
   eval_data = task.eval_batches()
-  peak = t.peak_flops or measure_matmul_peak(config.model.compute_dtype)
+  peak = t.peak_flops or measure_matmul_peak(
+      config.model.compute_dtype, 1024 if jax.default_backend() == "cpu" else 8192)
   flops_per_step = task.flops_per_example() * t.batch_size
   tokens_per_step = task.tokens_per_example() * t.batch_size
   writer = MetricsWriter(workdir, start)

@@ -75,26 +75,48 @@ def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
   history, eval_metrics = [], {}
   bar = tqdm(total=t.steps, initial=start, disable=not t.progress, desc=config.name,
              dynamic_ncols=True)
+  last_done = time.perf_counter()
+
+  def finish(device_metrics):
+    """Waits for a step's metrics; its time is the gap since the previous step ended."""
+    nonlocal last_done
+    metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
+    now = time.perf_counter()
+    seconds, last_done = now - last_done, now
+    metrics.update(step_seconds=seconds, tokens_per_second=tokens_per_step / seconds,
+                   mfu=flops_per_step / seconds / peak)
+    return metrics
+
+  def record(number, metrics):
+    writer.write(number, metrics)
+    history.append(metrics)
+    bar.update(1)
+    if number % t.log_every == 0 or number == end:
+      bar.set_postfix(loss=f"{metrics['loss']:.3f}", lr=f"{metrics['learning_rate']:.2e}",
+                      tok_s=f"{metrics['tokens_per_second']:.0f}", mfu=f"{metrics['mfu']:.1%}")
+
+  pending = None  # the dispatched step whose metrics are not read yet
   try:
-    for step in range(start, end):
+    for number in range(start + 1, end + 1):
       batch = next(batches)
-      started = time.perf_counter()
-      state, metrics = train_step(state, frozen, batch)
-      metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-      seconds = time.perf_counter() - started
-      metrics.update(step_seconds=seconds, tokens_per_second=tokens_per_step / seconds,
-                     mfu=flops_per_step / seconds / peak)
-      if step + 1 == end or (t.eval_every and (step + 1) % t.eval_every == 0):
-        eval_metrics = evaluate(eval_step, state["params"], frozen, eval_data)
-        metrics.update(eval_metrics)
-      writer.write(step + 1, metrics)
-      history.append(metrics)
-      bar.update(1)
-      if (step + 1) % t.log_every == 0 or step + 1 == end:
-        bar.set_postfix(loss=f"{metrics['loss']:.3f}", lr=f"{metrics['learning_rate']:.2e}",
-                        tok_s=f"{metrics['tokens_per_second']:.0f}", mfu=f"{metrics['mfu']:.1%}")
-      if checkpointer.due(step + 1) or step + 1 == end:
-        checkpointer.save(step + 1, state, batches.get_state())
+      state, device_metrics = train_step(state, frozen, batch)
+      # Read the previous step's metrics only now, so the device is never idle waiting for
+      # the host to fetch the next batch and dispatch.
+      if pending is not None:
+        record(pending[0], finish(pending[1]))
+      pending = (number, device_metrics)
+      evaluate_now = number == end or (t.eval_every and number % t.eval_every == 0)
+      save_now = checkpointer.due(number) or number == end
+      if evaluate_now or save_now:
+        metrics = finish(device_metrics)
+        pending = None
+        if evaluate_now:
+          eval_metrics = evaluate(eval_step, state["params"], frozen, eval_data)
+          metrics.update(eval_metrics)
+        record(number, metrics)
+        if save_now:
+          checkpointer.save(number, state, batches.get_state())
+        last_done = time.perf_counter()  # evaluation and saving are not step time
   finally:
     bar.close()
     writer.close()

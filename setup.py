@@ -25,7 +25,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest==9.2.0"],
-        "gpu": ["jax[cuda12]==0.10.2", "jax-triton==0.4.1"],
+        "gpu": ["jax[cuda12]==0.10.2", "jax-triton==0.3.1"],
         "tpu": ["jax[tpu]==0.10.2"],
         "scale": ["ray==2.60.0"],
         "interop": ["torch==2.13.0", "transformers==5.23.0", "safetensors==0.8.0",

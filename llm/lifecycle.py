@@ -46,8 +46,10 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int) -> dict:
   logging.info("[2/4] pretraining %s for %d steps", config.name, config.train.steps)
   task = LMTask(config, train_rows, heldout_rows)
   result = train(config, task, os.path.join(workdir, "pretrain"))
-  history = result["history"]
   params = result["state"]["params"]
+  # The metrics file spans every run on this workdir, resumed ones included.
+  with open(os.path.join(workdir, "pretrain", "metrics.jsonl"), encoding="utf-8") as f:
+    history = [json.loads(line) for line in f if line.strip()]
   report["pretrain"] = {
       "steps": config.train.steps,
       "first_loss": history[0]["loss"] if history else None,

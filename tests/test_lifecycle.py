@@ -41,3 +41,16 @@ def test_main_runs_sft_from_a_jsonl_file(tmp_path):
   records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert len(records) == 20 and records[-1]["loss"] < records[0]["loss"]
   assert json.loads((workdir / "config.json").read_text())["train"]["task"] == "sft"
+
+
+def test_lifecycle_rerun_on_a_finished_workdir_reports_the_same_training(tmp_path):
+  args = ["llm.lifecycle", f"--workdir={tmp_path}", "--config.train.steps=6",
+          "--config.optim.warmup_steps=2",
+          "--config.data.max_chars=150000", "--config.data.heldout_fraction=0.1",
+          "--config.train.progress=false", "--new_tokens=4"]
+  _run(args)
+  first = json.loads((tmp_path / "report.json").read_text())
+  _run(args)  # resumes at the final checkpoint: no training, same evaluation
+  second = json.loads((tmp_path / "report.json").read_text())
+  assert second["pretrain"] == first["pretrain"]
+  assert second["heldout"]["perplexity"] == first["heldout"]["perplexity"]

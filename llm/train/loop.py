@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 
 import jax
@@ -74,7 +75,7 @@ def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
   writer = MetricsWriter(workdir, start)
   history, eval_metrics = [], {}
   bar = tqdm(total=t.steps, initial=start, disable=not t.progress, desc=config.name,
-             dynamic_ncols=True)
+             dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 30.0)
   last_done = time.perf_counter()
 
   def finish(device_metrics):

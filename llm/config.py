@@ -61,6 +61,7 @@ def default_config() -> ml_collections.ConfigDict:
   d.seq_len = 256
   d.tokenizer_vocab_size = 2048
   d.tokenizer_path = ""          # an existing sentencepiece model; empty trains one in the workdir
+  d.curated_sources = ""         # with source="curated:DIR": comma-separated sources to use
   d.sft_path = ""                # JSONL of {"prompt", "response"} records, for train.task="sft"
 
   c.optim = o = ml_collections.ConfigDict()

@@ -2,8 +2,9 @@
 
   python -m llm.lifecycle --workdir=DIR [--config=experiments/configs/tiny.py] [--config.x=y]
 
-Stages: documents -> tokenizer -> packed rows -> pretraining on the one loop -> held-out
-perplexity (against a unigram baseline) -> sampled text. Writes DIR/report.json.
+Stages: curation of the packaged sources (llm.data.run) -> tokenizer -> packed rows ->
+pretraining on the one loop -> held-out perplexity (against a unigram baseline) -> sampled
+text. Writes DIR/report.json, and DIR/curated/report.md for the curation.
 """
 
 import json
@@ -18,6 +19,7 @@ from ml_collections import config_flags
 
 from llm.config import CONFIGS_DIR
 from llm.data.prepare import prepare_lm_data
+from llm.data.pipeline import curate
 from llm.eval.perplexity import model_perplexity, unigram_perplexity
 from llm.runtime import configure_logging, validated
 from llm.serve.generate import generate
@@ -27,15 +29,39 @@ from llm.train.loop import train
 _CONFIG = config_flags.DEFINE_config_file(
     "config", str(CONFIGS_DIR / "tiny.py"), "Experiment config for the pretraining stage.",
     lock_config=True)
+_CURATION = config_flags.DEFINE_config_file(
+    "curation", str(CONFIGS_DIR / "data_packaged.py"), "Curation config for the data stage.")
+_PRETRAIN_SOURCES = flags.DEFINE_list(
+    "pretrain_sources", ["shakespeare"],
+    "Curated sources the tiny model pretrains on (its 2k-token vocabulary cannot cover the "
+    "Chinese sources); empty for all.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/lifecycle", "Output folder.")
 _PROMPTS = flags.DEFINE_list("prompts", ["HAMLET.\nTo be, or not", "KING.\n"],
                              "Prompts to sample from after training.")
 _NEW_TOKENS = flags.DEFINE_integer("new_tokens", 80, "Tokens to sample per prompt.")
 
 
-def run(config, workdir: str, prompts: list[str], new_tokens: int) -> dict:
+def curation_stage(curation_config, workdir: str) -> dict:
+  """Runs the curation once per workdir; returns its stats."""
+  out = os.path.join(workdir, "curated")
+  stats_path = os.path.join(out, "stats.json")
+  if not os.path.exists(stats_path):
+    curate(curation_config, out)
+  with open(stats_path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_config=None,
+        pretrain_sources: tuple[str, ...] = ()) -> dict:
   """Runs every stage and returns the report (also written to workdir/report.json)."""
   report, clock = {"config": config.name}, time.perf_counter()
+  if curation_config is not None:
+    logging.info("[0/4] curation of the packaged sources")
+    stats = curation_stage(curation_config, workdir)
+    report["curation"] = {"kept_by_source": stats["kept_by_source"],
+                          "removed": stats["removed"], "seconds": stats["seconds"]}
+    config.data.source = "curated:" + os.path.abspath(os.path.join(workdir, "curated"))
+    config.data.curated_sources = ",".join(pretrain_sources)
   logging.info("[1/4] data: documents -> tokenizer -> packed rows")
   tokenizer, train_rows, heldout_rows = prepare_lm_data(config.data, workdir)
   report["data"] = {"train_rows": int(len(train_rows["inputs"])),
@@ -89,7 +115,8 @@ def main(argv):
   del argv
   configure_logging()
   config = validated(_CONFIG.value)
-  report = run(config, _WORKDIR.value, _PROMPTS.value, _NEW_TOKENS.value)
+  report = run(config, _WORKDIR.value, _PROMPTS.value, _NEW_TOKENS.value, _CURATION.value,
+               tuple(_PRETRAIN_SOURCES.value))
   h = report["heldout"]
   print(f"\nheld-out perplexity {h['perplexity']:.1f} over {h['tokens']} tokens "
         f"(unigram baseline {h['unigram_perplexity']:.1f})")

@@ -7,6 +7,13 @@ import sys
 from tests.conftest import ROOT
 
 
+# A small curation stage: enough Shakespeare for pretraining, a little of every other source.
+SMALL_CURATION = ["--curation.sources.shakespeare=450000", "--curation.sources.chatterbot=20000",
+                  "--curation.sources.peoples_daily=20000",
+                  "--curation.sources.chinese_reviews=20000",
+                  "--curation.sources.python_stdlib=60000"]
+
+
 def _run(args, cwd=ROOT):
   result = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
                           cwd=str(cwd), timeout=600)
@@ -17,7 +24,7 @@ def _run(args, cwd=ROOT):
 def test_lifecycle_trains_evaluates_and_samples(tmp_path):
   result = _run(["llm.lifecycle", f"--workdir={tmp_path}", "--config.train.steps=150",
                  "--config.data.max_chars=400000", "--config.train.progress=false",
-                 "--new_tokens=12"])
+                 "--new_tokens=12", *SMALL_CURATION])
   report = json.loads((tmp_path / "report.json").read_text())
   assert report["data"]["heldout_rows"] > 0 and report["data"]["tokenizer_vocab"] == 2048
   assert report["pretrain"]["final_loss"] < report["pretrain"]["first_loss"] - 1.0
@@ -26,6 +33,9 @@ def test_lifecycle_trains_evaluates_and_samples(tmp_path):
   assert len(report["samples"]) == 2 and all(s["completion"] for s in report["samples"])
   assert "held-out perplexity" in result.stdout
   assert (tmp_path / "pretrain" / "checkpoints" / "150").is_dir()
+  curated = report["curation"]["kept_by_source"]
+  assert {"shakespeare", "chatterbot", "peoples_daily", "python_stdlib"} <= set(curated)
+  assert "dedup:exact" in (tmp_path / "curated" / "report.md").read_text()
 
 
 def test_main_runs_sft_from_a_jsonl_file(tmp_path):
@@ -47,7 +57,7 @@ def test_lifecycle_rerun_on_a_finished_workdir_reports_the_same_training(tmp_pat
   args = ["llm.lifecycle", f"--workdir={tmp_path}", "--config.train.steps=6",
           "--config.optim.warmup_steps=2",
           "--config.data.max_chars=150000", "--config.data.heldout_fraction=0.1",
-          "--config.train.progress=false", "--new_tokens=4"]
+          "--config.train.progress=false", "--new_tokens=4", *SMALL_CURATION]
   _run(args)
   first = json.loads((tmp_path / "report.json").read_text())
   _run(args)  # resumes at the final checkpoint: no training, same evaluation

@@ -28,7 +28,7 @@ _NOT_IP_BEFORE = re.compile(
 _IPV6 = re.compile(
     r"(?<![A-Za-z0-9_:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
     r"(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9A-Fa-f]{1,4})?"
-    r"(?:%[A-Za-z0-9_.]+)?(?![A-Za-z0-9_:]|\.[0-9])")
+    r"(?:%[A-Za-z0-9_]+)?(?![A-Za-z0-9_:]|\.[0-9])")
 
 # A phone candidate is a run of digit groups joined by one separator each; a parenthesised
 # group may touch its neighbours. Validation later picks the sub-runs that look like numbers.
@@ -107,19 +107,19 @@ def _national_ok(groups):
   """Numbers without "+": a trunk "0", a (area code), or a known US/CN/IN mobile shape."""
   digits = [d for d, _ in groups]
   lens = [len(d) for d in digits]
+  if len(groups) >= 3 and set(lens[1:]) == {3}:
+    return False  # thousands grouping: the tail of "6 099 941 512"
   if digits[0].startswith("00") and 3 <= lens[0] <= 5 and len(groups) > 1:
     return _intl_ok([(digits[0][2:], False)] + groups[1:])  # "00" international prefix
   if len(groups) < 2 or not 9 <= sum(lens) <= 12 or max(lens) > 8 or 1 in lens[1:]:
     return False
   if any(p for _, p in groups[1:]) or _is_date(digits):
     return False
-  if len(groups) >= 3 and set(lens[1:]) == {3}:
-    return False  # thousands grouping: the tail of "6 099 941 512"
   head = digits[0]
   if groups[0][1]:
     return lens[0] in (2, 3) and len(groups) <= 3  # (415) 555-0132, (11) 91234-5678
   if head[0] == "0":
-    return 2 <= lens[0] <= 5 and head[1] != "0"  # UK, DE, FR, JP, BR trunk prefix: 020, 030, 01, 03, 011
+    return 2 <= lens[0] <= 5 and head[1] != "0"  # trunk prefix: 020, 030, 01, 03, 011
   return ((lens == [3, 3, 4] and head[0] in "23456789")  # US/Canada 415-555-0132
           or (lens == [1, 3, 3, 4] and head == "1")  # 1-415-555-0132
           or (lens == [3, 4, 4] and head[0] == "1")  # China mobile 138-0013-8000
@@ -138,7 +138,8 @@ def _phones(text):
            for i in range(len(toks))] + [True]
     i = 0
     while i < len(toks):
-      for j in range(len(toks), i, -1):
+      # At most 15 digits, so at most 8 groups: this also keeps long digit runs linear.
+      for j in range(min(len(toks), i + 8), i, -1):
         if not (cut[i] and cut[j]):
           continue
         sub = groups[i:j]

@@ -33,7 +33,8 @@ def prepare_lm_data(data_config, workdir: str):
                        "--workdir, or delete that folder to rebuild it")
     return Tokenizer(tok_path), load_rows(train_path), load_rows(heldout_path)
 
-  docs = load_documents(data_config.source, data_config.max_chars)
+  only = tuple(s for s in data_config.curated_sources.split(",") if s)
+  docs = load_documents(data_config.source, data_config.max_chars, only)
   heldout = [d for d in docs if is_heldout(d["id"], data_config.heldout_fraction)]
   train = [d for d in docs if not is_heldout(d["id"], data_config.heldout_fraction)]
   if not heldout or not train:

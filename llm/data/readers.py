@@ -28,7 +28,8 @@ def open_binary(path: str):
 
 def read_jsonl(path: str, source: str, skipped: collections.Counter,
                text_field: str = "text", license: str = "unknown") -> Iterator[dict]:
-  """One document per JSON line with a string `text_field`; other fields go to meta."""
+  """One document per JSON line with a string `text_field`; other fields go to meta (a
+  string "source" field replaces `source`)."""
   with open_binary(path) as raw:
     for line_no, line in enumerate(io.BufferedReader(raw), 1):
       if not line.strip():
@@ -43,9 +44,11 @@ def read_jsonl(path: str, source: str, skipped: collections.Counter,
         skipped["jsonl:no_text"] += 1
         continue
       doc_id = str(record.pop("id", f"{pathlib.Path(path).name}:{line_no}"))
+      own_source = record.pop("source", None)  # a record's own source (e.g. in shards) wins
       meta = {"license": license, **{k: v for k, v in record.items() if k != "meta"},
               **(record.get("meta") or {})}
-      yield make_document(doc_id, text, source, **meta)
+      yield make_document(doc_id, text, own_source if isinstance(own_source, str) else source,
+                          **meta)
 
 
 def read_text_folder(folder: str, source: str, skipped: collections.Counter,

@@ -1,109 +1,17 @@
-"""Curation entry point: read sources -> per-document stages -> dedup -> mixture -> shards.
+"""Curation entry point.
 
   python -m llm.data.run --config=experiments/configs/data_packaged.py --out=DIR
 
-Per-document stages run in a process pool (`config.workers`); dedup and mixture see the whole
-kept corpus. Output: DIR/shard-*.jsonl.gz, DIR/stats.json, DIR/report.md.
+Writes DIR/shard-*.jsonl.gz, DIR/stats.json and DIR/report.md (see llm/data/pipeline.py).
 """
 
-import collections
-import functools
 import logging
-import multiprocessing
 import os
-import time
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from llm.data import readers
-from llm.data.curate import process_document
-from llm.data.dedup import MinHashConfig, exact_duplicates, near_duplicates
-from llm.data.mixture import sample_mixture
-from llm.data.shards import write_shards
-from llm.data.sources import load_documents
-from llm.data.stats import CurationStats, write_report
-
-_READERS = {"jsonl": readers.read_jsonl, "text": readers.read_text_folder,
-            "parquet": readers.read_parquet, "warc": readers.read_warc}
-
-
-def read_all(config, stats: CurationStats):
-  """Documents from the packaged sources and from `config.inputs` ("kind:path" entries)."""
-  for name, max_chars in config.sources.items():
-    for doc in load_documents(name, max_chars):
-      doc.setdefault("meta", {})
-      stats.read[name] += 1
-      yield doc
-  for spec in config.inputs:
-    kind, _, path = spec.partition(":")
-    if kind not in _READERS:
-      raise ValueError(f"config.inputs entry {spec!r}: unknown reader {kind!r}; use one of "
-                       f"{sorted(_READERS)} as 'kind:path'")
-    source = os.path.basename(path).split(".")[0]  # "crawl.warc.gz" -> "crawl"
-    skipped = collections.Counter()
-    for doc in _READERS[kind](path, source, skipped):
-      stats.read[source] += 1
-      yield doc
-    for reason, count in skipped.items():
-      stats.removed[reason] += count
-
-
-def _pool_map(fn, docs, workers: int, chunk_size: int):
-  if workers <= 1:
-    return map(fn, docs)
-  pool = multiprocessing.get_context("spawn").Pool(workers)
-  return pool.imap(fn, docs, chunksize=chunk_size)  # imap keeps the input order
-
-
-def curate(config, out_dir: str, progress_every: int = 2000) -> dict:
-  """Runs the whole curation; returns the stats dict (also in out_dir/stats.json)."""
-  os.makedirs(out_dir, exist_ok=True)
-  stats, kept, started = CurationStats(), [], time.perf_counter()
-  step = functools.partial(process_document, config=config)
-  for i, (doc, reason, events) in enumerate(
-      _pool_map(step, read_all(config, stats), config.workers, config.chunk_size), 1):
-    stats.events.update(events)
-    if reason:
-      stats.drop(doc, reason)
-    else:
-      kept.append(doc)
-    if i % progress_every == 0:
-      logging.info("%d documents processed, %d kept (%.0f docs/s)", i, len(kept),
-                   i / (time.perf_counter() - started))
-  kept = _dedup(kept, config, stats)
-  for doc in kept:
-    stats.keep(doc)
-  m = config.mixture
-  mixture = sample_mixture(kept, dict(m.weights), m.token_budget, m.temperature, m.seed)
-  shards = write_shards(mixture, out_dir, config.docs_per_shard)
-  result = stats.as_dict()
-  result["mixture"] = {"documents": len(mixture), "shards": len(shards),
-                       "documents_by_source": dict(collections.Counter(
-                           d["source"] for d in mixture))}
-  result["seconds"] = time.perf_counter() - started
-  write_report(result, out_dir)
-  return result
-
-
-def _dedup(docs: list[dict], config, stats: CurationStats) -> list[dict]:
-  dropped = {}
-  if config.dedup.exact:
-    for doc_id in exact_duplicates(docs):
-      dropped[doc_id] = "dedup:exact"
-  if config.dedup.near:
-    d = config.dedup
-    remaining = [doc for doc in docs if doc["id"] not in dropped]
-    near = near_duplicates(remaining, MinHashConfig(
-        ngram=d.ngram, num_perm=d.bands * d.rows, bands=d.bands, rows=d.rows,
-        threshold=d.threshold, seed=d.seed))
-    for doc_id in near:
-      dropped[doc_id] = "dedup:near"
-  for doc in docs:
-    if doc["id"] in dropped:
-      stats.drop(doc, dropped[doc["id"]])
-  return [doc for doc in docs if doc["id"] not in dropped]
-
+from llm.data.pipeline import curate
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Curation config file.")
 _OUT = flags.DEFINE_string("out", None, "Output folder for shards, stats.json and report.md.")

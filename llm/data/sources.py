@@ -57,8 +57,31 @@ def _sources() -> dict:
           "python_stdlib": packaged.python_stdlib_documents}
 
 
-def load_documents(source: str, max_chars: int) -> list[dict]:
-  """All documents of a named source, up to `max_chars` characters."""
+def curated_documents(folder: str, max_chars: int, only: tuple[str, ...] = ()) -> Iterator[dict]:
+  """Documents from the shards a curation run wrote (llm.data.run), in shard order; `only`
+  keeps the named original sources."""
+  import collections
+  from llm.data.readers import read_jsonl
+  shards = sorted(pathlib.Path(folder).glob("shard-*.jsonl.gz"))
+  if not shards:
+    raise FileNotFoundError(f"no shard-*.jsonl.gz in {folder}: run "
+                            f"python -m llm.data.run --config=... --out={folder} first")
+  total = 0
+  for shard in shards:
+    for doc in read_jsonl(str(shard), "curated", collections.Counter()):
+      if only and doc["source"] not in only:
+        continue
+      if total >= max_chars:
+        return
+      total += len(doc["text"])
+      yield doc
+
+
+def load_documents(source: str, max_chars: int, only: tuple[str, ...] = ()) -> list[dict]:
+  """All documents of a named source ("curated:DIR" reads curation shards, optionally `only`
+  some of their original sources), up to `max_chars` characters."""
+  if source.startswith("curated:"):
+    return list(curated_documents(source.split(":", 1)[1], max_chars, only))
   sources = _sources()
   if source not in sources:
     raise ValueError(f"unknown data source {source!r}; choose one of {sorted(sources)}")

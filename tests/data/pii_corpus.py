@@ -24,8 +24,9 @@ FIRST = ["anna", "john", "maria", "li", "wei", "priya", "rahul", "sophie", "luka
          "hiroshi", "lucas", "camille", "oliver", "fatima", "mohammed", "elena", "jose", "chloe"]
 LAST = ["smith", "garcia", "mueller", "dupont", "sharma", "wang", "zhang", "tanaka", "silva",
         "oconnor", "nguyen", "kowalski", "rossi", "johansson", "ivanova", "okafor", "martin"]
-DOMAINS = ["example.com", "example.org", "mail.example.net", "eng.corp.example.com", "example.co.uk",
-           "uni-example.edu", "support.example.io", "example.de", "mx.example.com.br",
+DOMAINS = ["example.com", "example.org", "mail.example.net", "eng.corp.example.com",
+           "example.co.uk", "uni-example.edu", "support.example.io", "example.de",
+           "mx.example.com.br",
            "example.co.jp", "dept.cs.example.ac.uk", "example-shop.fr", "example.in"]
 COMPANIES = ["Acme GmbH", "Globex Ltd", "Initech Inc.", "Umbrella SA", "Hooli KK", "Vandelay Ltda"]
 CITIES = ["London", "Berlin", "Paris", "Mumbai", "Shanghai", "Tokyo", "São Paulo", "Toronto"]
@@ -38,9 +39,10 @@ def _digits(rng, n, first="0123456789"):
 
 def _email(rng):
   f, l = rng.choice(FIRST), rng.choice(LAST)
-  local = rng.choice([f"{f}.{l}", f"{f}_{l}", f"{f[0]}{l}", f"{f}+{rng.choice(['news', 'billing', 'x1'])}",
-                      f"{f}.{l}+tag{rng.randint(1, 99)}", f"{f}-{l}", f"{f}.{rng.choice('abcdejk')}.{l}",
-                      f"{f}{rng.randint(1, 2024)}", f"{l}.{f}{rng.randint(70, 99)}", "info", "support"])
+  local = rng.choice([
+      f"{f}.{l}", f"{f}_{l}", f"{f[0]}{l}", f"{f}+{rng.choice(['news', 'billing', 'x1'])}",
+      f"{f}.{l}+tag{rng.randint(1, 99)}", f"{f}-{l}", f"{f}.{rng.choice('abcdejk')}.{l}",
+      f"{f}{rng.randint(1, 2024)}", f"{l}.{f}{rng.randint(70, 99)}", "info", "support"])
   if rng.random() < 0.2:
     local = local.capitalize()
   return f"{local}@{rng.choice(DOMAINS)}", "email"
@@ -95,7 +97,8 @@ def _jp(rng):
 
 def _br(rng):
   ddd = rng.choice(["11", "21", "31", "61"])
-  num = rng.choice([f"9{_digits(rng, 4)}-{_digits(rng, 4)}", f"{_digits(rng, 4, '2345')}-{_digits(rng, 4)}"])
+  num = rng.choice([f"9{_digits(rng, 4)}-{_digits(rng, 4)}",
+                    f"{_digits(rng, 4, '2345')}-{_digits(rng, 4)}"])
   return rng.choice([f"+55 {ddd} {num}", f"({ddd}) {num}", f"+55 ({ddd}) {num}"])
 
 
@@ -105,8 +108,9 @@ def _au(rng):
 
 
 def _e164(rng):
-  return rng.choice([f"+1{_digits(rng, 3, '2345689')}555{_digits(rng, 4)}", f"+4915{_digits(rng, 9)}",
-                     f"+336{_digits(rng, 8)}", f"+8190{_digits(rng, 8)}", f"+55119{_digits(rng, 8)}",
+  return rng.choice([f"+1{_digits(rng, 3, '2345689')}555{_digits(rng, 4)}",
+                     f"+4915{_digits(rng, 9)}", f"+336{_digits(rng, 8)}", f"+8190{_digits(rng, 8)}",
+                     f"+55119{_digits(rng, 8)}",
                      f"+614{_digits(rng, 8)}", f"+9198{_digits(rng, 8)}"])
 
 
@@ -156,63 +160,83 @@ def _ip(rng):
   return (_ipv4 if rng.random() < 0.5 else _ipv6)(rng)
 
 
+def _hms(r, seconds=True):
+  t = f"{r.randint(0, 23):02d}:{r.randint(0, 59):02d}"
+  return f"{t}:{r.randint(0, 59):02d}" if seconds else t
+
+
+def _ymd(r, year=2024):
+  return f"{year}-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}"
+
+
+def _n(r, lo, hi):
+  return str(r.randint(lo, hi))
+
+
 DISTRACTORS = {
-    "date": lambda r: r.choice([f"2024-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}",
-                                f"{r.randint(1, 28):02d}.{r.randint(1, 12):02d}.{r.randint(1990, 2030)}",
-                                f"{r.randint(1, 12):02d}/{r.randint(1, 28):02d}/2023",
-                                f"{r.randint(1, 28)} {r.choice(MONTHS)} 2024"]),
-    "time": lambda r: r.choice([f"{r.randint(0, 23):02d}:{r.randint(0, 59):02d}",
-                                f"{r.randint(0, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}",
-                                f"{r.randint(0, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}.{r.randint(0, 999):03d}"]),
-    "datetime": lambda r: r.choice([f"2024-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}T{r.randint(0, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}Z",
-                                    f"2023-{r.randint(1, 12):02d}-{r.randint(1, 28):02d} {r.randint(0, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}"]),
-    "clf": lambda r: f"{r.randint(1, 28):02d}/{r.choice(MONTHS)}/2024:{r.randint(0, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d} +0000",
-    "price": lambda r: r.choice([f"${r.randint(1, 9)},{r.randint(100, 999)}.99", f"€{r.randint(5, 99)}.90",
-                                 f"{r.randint(5, 99)},90 €", f"USD {r.randint(1, 99)},{r.randint(100, 999)}",
-                                 f"£ {r.randint(1, 9)}.50", f"¥{r.randint(1, 99)},800", f"R$ 1.{r.randint(100, 999)},00"]),
-    "version": lambda r: r.choice([f"v{r.randint(1, 9)}.{r.randint(0, 20)}.{r.randint(0, 9)}",
-                                   f"version {r.randint(1, 9)}.{r.randint(0, 9)}.{r.randint(0, 9)}",
-                                   f"{r.randint(1, 9)}.0.{r.randint(1, 9)}.4.5", f"Python 3.11.{r.randint(0, 9)}",
-                                   f"build 10.0.{r.randint(10000, 22999)}.{r.randint(1, 999)}",
-                                   f"release {r.randint(1, 9)}.{r.randint(0, 9)}.{r.randint(0, 9)}.{r.randint(0, 9)}",
-                                   f"Chrome 120.0.{r.randint(1000, 6999)}.{r.randint(10, 199)}"]),
-    "order": lambda r: r.choice([f"#{_digits(r, 8, '123456789')}", f"ORD-2024-{_digits(r, 6)}",
-                                 f"order no. {_digits(r, 8, '123456789')}", f"INV-{_digits(r, 4)}-{_digits(r, 4)}",
-                                 f"ticket {_digits(r, 7, '123456789')}", f"Order 2024-{_digits(r, 6)}"]),
-    "coords": lambda r: r.choice([f"{r.randint(10, 60)}.{_digits(r, 4)}° N, {r.randint(10, 170)}.{_digits(r, 4)}° W",
-                                  f"{r.randint(10, 60)}.{_digits(r, 4)}, {r.randint(1, 9)}.{_digits(r, 4)}",
-                                  f"-{r.randint(10, 60)}.{_digits(r, 4)}, {r.randint(100, 170)}.{_digits(r, 4)}",
-                                  f"lat {r.randint(10, 60)}.{_digits(r, 4)} lon -0.{_digits(r, 4)}"]),
-    "isbn": lambda r: r.choice(["ISBN 978-3-16-148410-0", "ISBN 0-306-40615-2", "ISBN 9780306406157",
-                                f"ISBN 978-{r.randint(0, 9)}-{_digits(r, 3)}-{_digits(r, 5)}-{r.randint(0, 9)}"]),
-    "number": lambda r: r.choice([f"{r.randint(1, 9)},{r.randint(100, 999)},{r.randint(100, 999)}",
-                                  f"{r.randint(1, 99)} {r.randint(100, 999)} 000", f"{r.randint(1, 9)}.{_digits(r, 5)}",
-                                  str(r.randint(0, 99999)), f"{r.randint(1, 9)} {_digits(r, 3)} {_digits(r, 3)} {_digits(r, 3)}",
-                                  f"0.{_digits(r, 3)}", f"{r.randint(1, 99)}.{r.randint(0, 9)}%"]),
-    "misc": lambda r: r.choice([":".join(f"{r.randint(0, 255):02x}" for _ in range(6)), "x[1::2]",
-                                "std::vector<int>", "16:9", f"sha1 {r.getrandbits(160):040x}", "a::b",
-                                f"port {r.randint(1024, 65535)}", f"ext. {r.randint(10, 999)}"]),
-    "account": lambda r: r.choice([f"DE{_digits(r, 2)} {_digits(r, 4)} 0044 {_digits(r, 4)} {_digits(r, 4)} 00",
-                                   f"GB{_digits(r, 2)} NWBK {_digits(r, 4)} {_digits(r, 4)} {_digits(r, 4)} {_digits(r, 2)}",
-                                   f"card 5500 0000 0000 {_digits(r, 4)}", f"card 4111 1111 1111 {_digits(r, 4)}",
-                                   f"SSN {_digits(r, 3, '123456')}-{_digits(r, 2)}-{_digits(r, 4)}",
-                                   f"tracking 1Z{_digits(r, 3)}AA{_digits(r, 10)}"]),
+    "date": lambda r: r.choice([
+        _ymd(r), f"{r.randint(1, 28):02d}.{r.randint(1, 12):02d}.{_n(r, 1990, 2030)}",
+        f"{r.randint(1, 12):02d}/{r.randint(1, 28):02d}/2023",
+        f"{_n(r, 1, 28)} {r.choice(MONTHS)} 2024"]),
+    "time": lambda r: r.choice([_hms(r, False), _hms(r), f"{_hms(r)}.{r.randint(0, 999):03d}"]),
+    "datetime": lambda r: r.choice([f"{_ymd(r)}T{_hms(r)}Z", f"{_ymd(r, 2023)} {_hms(r)}"]),
+    "clf": lambda r: f"{r.randint(1, 28):02d}/{r.choice(MONTHS)}/2024:{_hms(r)} +0000",
+    "price": lambda r: r.choice([
+        f"${_n(r, 1, 9)},{_n(r, 100, 999)}.99", f"€{_n(r, 5, 99)}.90", f"{_n(r, 5, 99)},90 €",
+        f"USD {_n(r, 1, 99)},{_n(r, 100, 999)}", f"£ {_n(r, 1, 9)}.50", f"¥{_n(r, 1, 99)},800",
+        f"R$ 1.{_n(r, 100, 999)},00"]),
+    "version": lambda r: r.choice([
+        f"v{_n(r, 1, 9)}.{_n(r, 0, 20)}.{_n(r, 0, 9)}",
+        f"version {_n(r, 1, 9)}.{_n(r, 0, 9)}.{_n(r, 0, 9)}",
+        f"{_n(r, 1, 9)}.0.{_n(r, 1, 9)}.4.5", f"Python 3.11.{_n(r, 0, 9)}",
+        f"build 10.0.{_n(r, 10000, 22999)}.{_n(r, 1, 999)}",
+        f"release {_n(r, 1, 9)}.{_n(r, 0, 9)}.{_n(r, 0, 9)}.{_n(r, 0, 9)}",
+        f"Chrome 120.0.{_n(r, 1000, 6999)}.{_n(r, 10, 199)}"]),
+    "order": lambda r: r.choice([
+        f"#{_digits(r, 8, '123456789')}", f"ORD-2024-{_digits(r, 6)}",
+        f"Order 2024-{_digits(r, 6)}",
+        f"order no. {_digits(r, 8, '123456789')}", f"INV-{_digits(r, 4)}-{_digits(r, 4)}",
+        f"ticket {_digits(r, 7, '123456789')}"]),
+    "coords": lambda r: r.choice([
+        f"{_n(r, 10, 60)}.{_digits(r, 4)}° N, {_n(r, 10, 170)}.{_digits(r, 4)}° W",
+        f"{_n(r, 10, 60)}.{_digits(r, 4)}, {_n(r, 1, 9)}.{_digits(r, 4)}",
+        f"-{_n(r, 10, 60)}.{_digits(r, 4)}, {_n(r, 100, 170)}.{_digits(r, 4)}",
+        f"lat {_n(r, 10, 60)}.{_digits(r, 4)} lon -0.{_digits(r, 4)}"]),
+    "isbn": lambda r: r.choice([
+        "ISBN 978-3-16-148410-0", "ISBN 0-306-40615-2", "ISBN 9780306406157",
+        f"ISBN 978-{_n(r, 0, 9)}-{_digits(r, 3)}-{_digits(r, 5)}-{_n(r, 0, 9)}"]),
+    "number": lambda r: r.choice([
+        f"{_n(r, 1, 9)},{_n(r, 100, 999)},{_n(r, 100, 999)}",
+        f"{_n(r, 1, 99)} {_n(r, 100, 999)} 000", f"{_n(r, 1, 9)}.{_digits(r, 5)}", _n(r, 0, 99999),
+        f"0.{_digits(r, 3)}", f"{_n(r, 1, 9)} {_digits(r, 3)} {_digits(r, 3)} {_digits(r, 3)}",
+        f"{_n(r, 1, 99)}.{_n(r, 0, 9)}%"]),
+    "misc": lambda r: r.choice([
+        ":".join(f"{r.randint(0, 255):02x}" for _ in range(6)), "x[1::2]", "std::vector<int>",
+        "16:9", f"sha1 {r.getrandbits(160):040x}", "a::b", f"port {_n(r, 1024, 65535)}",
+        f"ext. {_n(r, 10, 999)}"]),
+    "account": lambda r: r.choice([
+        f"DE{_digits(r, 2)} {_digits(r, 4)} 0044 {_digits(r, 4)} {_digits(r, 4)} 00",
+        f"GB{_digits(r, 2)} NWBK {_digits(r, 4)} {_digits(r, 4)} {_digits(r, 4)} {_digits(r, 2)}",
+        f"card 5500 0000 0000 {_digits(r, 4)}", f"card 4111 1111 1111 {_digits(r, 4)}",
+        f"SSN {_digits(r, 3, '123456')}-{_digits(r, 2)}-{_digits(r, 4)}",
+        f"tracking 1Z{_digits(r, 3)}AA{_digits(r, 10)}"]),
     "name": lambda r: f"{r.choice(FIRST).capitalize()} {r.choice(LAST).capitalize()}",
     "company": lambda r: r.choice(COMPANIES),
     "city": lambda r: r.choice(CITIES),
-    "port": lambda r: str(r.randint(1024, 65535)),
-    "pid": lambda r: str(r.randint(100, 99999)),
+    "port": lambda r: _n(r, 1024, 65535),
+    "pid": lambda r: _n(r, 100, 99999),
 }
 PLANTS = {"email": _email, "phone": _phone, "ipv4": _ipv4, "ipv6": _ipv6, "ip": _ip}
 
 TEMPLATES = [
-    "Best regards,\n{name}\nSenior Engineer, {company}\nTel: {phone} | Mobile: {phone}\nE-mail: {email}\n",
+    "Best regards,\n{name}\nSenior Engineer, {company}\n"
+    "Tel: {phone} | Mobile: {phone}\nE-mail: {email}\n",
     "Thanks,\n{name}\n{email} · {phone}\nSent on {date} at {time}",
     "--\n{name} | {company} | {city}\nT {phone}\nM {phone}\nmailto:{email}",
     "Ticket {order} opened {datetime}: customer {name} <{email}> cannot log in from {ipv4}. "
     "Plan renewal {price} on {date}. Please call back on {phone}.",
-    "Support request: the app ({version}) crashes after the update. Reach me at {phone} or {email}. "
-    "Device IP {ip}, {order}.",
+    "Support request: the app ({version}) crashes after the update. "
+    "Reach me at {phone} or {email}. Device IP {ip}, {order}.",
     "Hi team, refund {price} for {order} please; the customer ({email}, {phone}) paid on {date}.",
     "{datetime} sshd[{pid}]: Failed password for invalid user admin from {ip} port {port} ssh2",
     '{ip} - - [{clf}] "GET /api/v2/items?page=3 HTTP/1.1" 200 {pid} "-" "Mozilla/5.0"',
@@ -230,13 +254,16 @@ TEMPLATES = [
     "goes down again lol. {misc}",
     "Version {version} released on {date} fixes {number} bugs; upgrade costs {price}. "
     "See {isbn}, {order}, located at {coords}. MAC {misc}.",
-    "name,email,phone,city,joined\n{name},{email},{phone},{city},{date}\n{name},{email},{phone},{city},{date}",
+    "name,email,phone,city,joined\n{name},{email},{phone},{city},{date}\n"
+    "{name},{email},{phone},{city},{date}",
     '{"user": "{name}", "email": "{email}", "phone": "{phone}", "last_ip": "{ip}", '
     '"created": "{datetime}", "balance": {number}}',
-    "listen = {ipv4}:{port}\nlisten6 = [{ipv6}]:{port}\nadmin = {email}\ntimeout = {time}\n# {misc}",
+    "listen = {ipv4}:{port}\nlisten6 = [{ipv6}]:{port}\nadmin = {email}\n"
+    "timeout = {time}\n# {misc}",
     "Refund of {price} to {account} approved for {name} ({email}); questions: {phone}.",
     "Payment failed for {account}, {order}, {datetime}. Customer IP {ip}.",
-    "Meeting moved to {date} {time}. Dial-in {phone}, PIN {pid}. Budget {price}, {number} attendees.",
+    "Meeting moved to {date} {time}. Dial-in {phone}, PIN {pid}. "
+    "Budget {price}, {number} attendees.",
 ]
 _SLOT = re.compile(r"\{(\w+)\}")
 

@@ -4,7 +4,7 @@ import gzip
 import json
 
 from llm.data.curation_config import default_curation_config
-from llm.data.run import curate
+from llm.data.pipeline import curate
 from tests.data.test_readers import write_warc
 
 

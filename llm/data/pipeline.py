@@ -1,0 +1,102 @@
+"""The curation pipeline: read sources -> per-document stages -> dedup -> mixture -> shards.
+
+Per-document stages run in a process pool (`config.workers`); dedup and mixture see the whole
+kept corpus. Output: DIR/shard-*.jsonl.gz, DIR/stats.json, DIR/report.md.
+"""
+
+import collections
+import functools
+import logging
+import multiprocessing
+import os
+import time
+
+from llm.data import readers
+from llm.data.curate import process_document
+from llm.data.dedup import MinHashConfig, exact_duplicates, near_duplicates
+from llm.data.mixture import sample_mixture
+from llm.data.shards import write_shards
+from llm.data.sources import load_documents
+from llm.data.stats import CurationStats, write_report
+
+_READERS = {"jsonl": readers.read_jsonl, "text": readers.read_text_folder,
+            "parquet": readers.read_parquet, "warc": readers.read_warc}
+
+
+def read_all(config, stats: CurationStats):
+  """Documents from the packaged sources and from `config.inputs` ("kind:path" entries)."""
+  for name, max_chars in config.sources.items():
+    for doc in load_documents(name, max_chars):
+      doc.setdefault("meta", {})
+      stats.read[name] += 1
+      yield doc
+  for spec in config.inputs:
+    kind, _, path = spec.partition(":")
+    if kind not in _READERS:
+      raise ValueError(f"config.inputs entry {spec!r}: unknown reader {kind!r}; use one of "
+                       f"{sorted(_READERS)} as 'kind:path'")
+    source = os.path.basename(path).split(".")[0]  # "crawl.warc.gz" -> "crawl"
+    skipped = collections.Counter()
+    for doc in _READERS[kind](path, source, skipped):
+      stats.read[source] += 1
+      yield doc
+    for reason, count in skipped.items():
+      stats.removed[reason] += count
+
+
+def curate(config, out_dir: str, progress_every: int = 2000) -> dict:
+  """Runs the whole curation; returns the stats dict (also in out_dir/stats.json)."""
+  os.makedirs(out_dir, exist_ok=True)
+  stats, kept, started = CurationStats(), [], time.perf_counter()
+  step = functools.partial(process_document, config=config)
+  pool = (multiprocessing.get_context("spawn").Pool(config.workers) if config.workers > 1
+          else None)
+  try:
+    # imap keeps the input order, so any worker count gives the same output
+    results = (pool.imap(step, read_all(config, stats), chunksize=config.chunk_size) if pool
+               else map(step, read_all(config, stats)))
+    for i, (doc, reason, events) in enumerate(results, 1):
+      stats.events.update(events)
+      if reason:
+        stats.drop(doc, reason)
+      else:
+        kept.append(doc)
+      if i % progress_every == 0:
+        logging.info("%d documents processed, %d kept (%.0f docs/s)", i, len(kept),
+                     i / (time.perf_counter() - started))
+  finally:
+    if pool is not None:
+      pool.close()
+      pool.join()
+  kept = _dedup(kept, config, stats)
+  for doc in kept:
+    stats.keep(doc)
+  m = config.mixture
+  mixture = sample_mixture(kept, dict(m.weights), m.token_budget, m.temperature, m.seed)
+  shards = write_shards(mixture, out_dir, config.docs_per_shard)
+  result = stats.as_dict()
+  result["mixture"] = {"documents": len(mixture), "shards": len(shards),
+                       "documents_by_source": dict(collections.Counter(
+                           d["source"] for d in mixture))}
+  result["seconds"] = time.perf_counter() - started
+  write_report(result, out_dir)
+  return result
+
+
+def _dedup(docs: list[dict], config, stats: CurationStats) -> list[dict]:
+  dropped = {}
+  if config.dedup.exact:
+    for doc_id in exact_duplicates(docs):
+      dropped[doc_id] = "dedup:exact"
+  if config.dedup.near:
+    d = config.dedup
+    remaining = [doc for doc in docs if doc["id"] not in dropped]
+    near = near_duplicates(remaining, MinHashConfig(
+        ngram=d.ngram, num_perm=d.bands * d.rows, bands=d.bands, rows=d.rows,
+        threshold=d.threshold, seed=d.seed))
+    for doc_id in near:
+      dropped[doc_id] = "dedup:near"
+  for doc in docs:
+    if doc["id"] in dropped:
+      stats.drop(doc, dropped[doc["id"]])
+  return [doc for doc in docs if doc["id"] not in dropped]

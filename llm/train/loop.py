@@ -94,7 +94,8 @@ def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
     bar.update(1)
     if number % t.log_every == 0 or number == end:
       bar.set_postfix(loss=f"{metrics['loss']:.3f}", lr=f"{metrics['learning_rate']:.2e}",
-                      tok_s=f"{metrics['tokens_per_second']:.0f}", mfu=f"{metrics['mfu']:.1%}")
+                      tok_s=f"{metrics['tokens_per_second']:.0f}", mfu=f"{metrics['mfu']:.1%}",
+                      refresh=False)
 
   pending = None  # the dispatched step whose metrics are not read yet
   try:

@@ -32,7 +32,7 @@ setup(
         "zstandard==0.25.0",
     ],
     extras_require={
-        "test": ["pytest==9.2.0", "hypothesis==6.170.15", "datasketch==2.0.0"],
+        "test": ["pytest==9.2.0", "hypothesis==6.170.15", "datasketch==2.0.0", "ray==2.60.0"],
         "gpu": ["jax[cuda12]==0.10.2", "jax-triton==0.3.1"],
         "tpu": ["jax[tpu]==0.10.2"],
         "scale": ["ray==2.60.0"],

@@ -22,6 +22,8 @@ def default_curation_config() -> ml_collections.ConfigDict:
   c.inputs = []                             # extra files: "jsonl:PATH", "warc:PATH", ...
   c.kinds = dict(DEFAULT_KINDS)             # source -> kind; unknown sources are "web"
   c.rules = {k: list(v) for k, v in DEFAULT_RULES.items()}
+  c.executor = "local"                      # "local" (process pool) or "ray"
+  c.ray_address = ""                        # "" starts a local Ray; "auto" joins a cluster
   c.workers = 2
   c.chunk_size = 64
   c.langid = ml_collections.ConfigDict({"min_score": 0.5, "keep": []})

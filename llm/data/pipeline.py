@@ -1,19 +1,19 @@
 """The curation pipeline: read sources -> per-document stages -> dedup -> mixture -> shards.
 
-Per-document stages run in a process pool (`config.workers`); dedup and mixture see the whole
+Per-document stages run in a process pool or on Ray (`config.executor`, `config.workers`); dedup and mixture see the whole
 kept corpus. Output: DIR/shard-*.jsonl.gz, DIR/stats.json, DIR/report.md.
 """
 
 import collections
 import functools
 import logging
-import multiprocessing
 import os
 import time
 
 from llm.data import readers
 from llm.data.curate import process_document
 from llm.data.dedup import MinHashConfig, exact_duplicates, near_duplicates
+from llm.data.executors import ordered_map
 from llm.data.mixture import sample_mixture
 from llm.data.shards import write_shards
 from llm.data.sources import load_documents
@@ -49,12 +49,8 @@ def curate(config, out_dir: str, progress_every: int = 2000) -> dict:
   os.makedirs(out_dir, exist_ok=True)
   stats, kept, started = CurationStats(), [], time.perf_counter()
   step = functools.partial(process_document, config=config)
-  pool = (multiprocessing.get_context("spawn").Pool(config.workers) if config.workers > 1
-          else None)
-  try:
-    # imap keeps the input order, so any worker count gives the same output
-    results = (pool.imap(step, read_all(config, stats), chunksize=config.chunk_size) if pool
-               else map(step, read_all(config, stats)))
+  with ordered_map(step, read_all(config, stats), config.executor, config.workers,
+                   config.chunk_size, config.ray_address) as results:
     for i, (doc, reason, events) in enumerate(results, 1):
       stats.events.update(events)
       if reason:
@@ -64,10 +60,6 @@ def curate(config, out_dir: str, progress_every: int = 2000) -> dict:
       if i % progress_every == 0:
         logging.info("%d documents processed, %d kept (%.0f docs/s)", i, len(kept),
                      i / (time.perf_counter() - started))
-  finally:
-    if pool is not None:
-      pool.close()
-      pool.join()
   kept = _dedup(kept, config, stats)
   for doc in kept:
     stats.keep(doc)

@@ -3,6 +3,8 @@
 import gzip
 import json
 
+import pytest
+
 from llm.data.curation_config import default_curation_config
 from llm.data.pipeline import curate
 from tests.data.test_readers import write_warc
@@ -73,3 +75,23 @@ def test_two_workers_give_the_same_output_as_one(tmp_path):
     assert one[key] == two[key], key
   shard = "shard-00000.jsonl.gz"
   assert gzip.open(tmp_path / "one" / shard).read() == gzip.open(tmp_path / "two" / shard).read()
+
+
+def test_ray_executor_gives_the_same_output_as_local(tmp_path):
+  pytest.importorskip("ray")
+  local = curate(_config(tmp_path), str(tmp_path / "local"))
+  config = _config(tmp_path, workers=2)
+  config.executor, config.chunk_size = "ray", 16
+  on_ray = curate(config, str(tmp_path / "ray"))
+  for key in ("removed", "kept_by_source", "events", "mixture"):
+    assert local[key] == on_ray[key], key
+  shard = "shard-00000.jsonl.gz"
+  assert (gzip.open(tmp_path / "local" / shard).read() ==
+          gzip.open(tmp_path / "ray" / shard).read())
+
+
+def test_unknown_executor_is_a_clear_error(tmp_path):
+  config = _config(tmp_path)
+  config.executor = "spark"
+  with pytest.raises(ValueError, match="unknown executor 'spark'"):
+    curate(config, str(tmp_path / "out"))

@@ -28,6 +28,11 @@ def default_curation_config() -> ml_collections.ConfigDict:
   c.chunk_size = 64
   c.langid = ml_collections.ConfigDict({"min_score": 0.5, "keep": []})
   c.pii = True
+  # Model-based quality: per-character perplexity under an n-gram model of a clean reference
+  # source; within each listed kind, documents above the keep_percentile-th percentile go.
+  c.model_quality = ml_collections.ConfigDict(
+      {"kinds": [], "reference_source": "shakespeare", "reference_chars": 1_000_000,
+       "order": 5, "keep_percentile": 95.0})
   c.blocklist = ml_collections.ConfigDict(
       {"sources": [], "domains": [], "licenses": [], "titles": []})
   c.dedup = ml_collections.ConfigDict(

@@ -15,6 +15,7 @@ from llm.data.curate import process_document
 from llm.data.dedup import MinHashConfig, exact_duplicates, near_duplicates
 from llm.data.executors import ordered_map
 from llm.data.mixture import sample_mixture
+from llm.data.ngram_quality import CharNgramModel, perplexity_cut
 from llm.data.shards import write_shards
 from llm.data.sources import load_documents
 from llm.data.stats import CurationStats, write_report
@@ -60,6 +61,7 @@ def curate(config, out_dir: str, progress_every: int = 2000) -> dict:
       if i % progress_every == 0:
         logging.info("%d documents processed, %d kept (%.0f docs/s)", i, len(kept),
                      i / (time.perf_counter() - started))
+  kept = _model_quality(kept, config, stats)
   kept = _dedup(kept, config, stats)
   for doc in kept:
     stats.keep(doc)
@@ -73,6 +75,24 @@ def curate(config, out_dir: str, progress_every: int = 2000) -> dict:
   result["seconds"] = time.perf_counter() - started
   write_report(result, out_dir)
   return result
+
+
+def _model_quality(docs: list[dict], config, stats: CurationStats) -> list[dict]:
+  """Drops the worst-scoring documents of each kind in config.model_quality.kinds."""
+  mq = config.model_quality
+  kinds = config.kinds.to_dict()
+  dropped = {}
+  for kind in mq.kinds:
+    group = [d for d in docs if kinds.get(d["source"], "web") == kind]
+    if not group:
+      continue
+    reference = [d["text"] for d in load_documents(mq.reference_source, mq.reference_chars)]
+    model = CharNgramModel(reference, order=mq.order)
+    dropped.update(perplexity_cut(group, model, mq.keep_percentile))
+  for doc in docs:
+    if doc["id"] in dropped:
+      stats.drop(doc, "model_quality:perplexity")
+  return [doc for doc in docs if doc["id"] not in dropped]
 
 
 def _dedup(docs: list[dict], config, stats: CurationStats) -> list[dict]:

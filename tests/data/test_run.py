@@ -95,3 +95,14 @@ def test_unknown_executor_is_a_clear_error(tmp_path):
   config.executor = "spark"
   with pytest.raises(ValueError, match="unknown executor 'spark'"):
     curate(config, str(tmp_path / "out"))
+
+
+def test_model_quality_cut_drops_the_worst_percentile_of_a_kind(tmp_path):
+  config = _config(tmp_path)
+  config.model_quality.kinds = ["dialog"]
+  config.model_quality.reference_chars = 200_000
+  config.model_quality.keep_percentile = 90.0
+  stats = curate(config, str(tmp_path / "out"))
+  dropped = stats["removed"]["model_quality:perplexity"]
+  dialogs = stats["kept_by_source"]["chatterbot"] + dropped
+  assert 0.08 <= dropped / dialogs <= 0.12

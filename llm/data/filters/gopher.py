@@ -119,6 +119,10 @@ def _repetition_rules(text: str, lang: str, c: GopherRepetitionConfig):
     yield "dup_line_fraction"
   if line_chars > c.max_dup_line_char_fraction:
     yield "dup_line_char_fraction"
+  if lang in ("zh", "ja"):
+    # The n-gram thresholds were set on English words; over CJK characters (our "words"
+    # there) ordinary news text exceeds them, so only the line and paragraph rules apply.
+    return
   for n, limit in c.max_top_ngram_fraction:
     if text_stats.top_ngram_char_fraction(words, n) > limit:
       yield f"top_{n}gram"

@@ -197,3 +197,9 @@ def test_shakespeare_passes_the_quality_rules():
     reason = gopher_repetition(doc["text"])
     # Speaker names ("HELENA.") repeat as lines in dialogue-heavy scenes.
     assert reason in (None, "gopher_repetition:dup_line_fraction"), doc["id"]
+
+
+def test_real_chinese_news_is_not_dropped_by_character_ngram_rules():
+  docs = load_documents("peoples_daily", 100_000)
+  dropped = [d["id"] for d in docs if gopher_repetition(d["text"], "zh") is not None]
+  assert len(dropped) <= 0.05 * len(docs), dropped

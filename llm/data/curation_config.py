@@ -39,6 +39,8 @@ def default_curation_config() -> ml_collections.ConfigDict:
       {"exact": True, "near": True, "ngram": 5, "bands": 14, "rows": 8,
        "threshold": 0.7, "seed": 1234})
   c.mixture = ml_collections.ConfigDict(
-      {"weights": {}, "token_budget": 0, "temperature": 1.0, "seed": 0})
+      {"weights": {}, "token_budget": 0, "temperature": 1.0, "seed": 0,
+       # general data mixed in as this share of tokens, e.g. "curated:runs/base" or a source
+       "replay_source": "", "replay_chars": 10_000_000, "replay_share": 0.0})
   c.docs_per_shard = 2000
   return c

@@ -1,6 +1,7 @@
 """Mixtures: per-source weights, per-language temperature sampling, a token budget.
 
-Each source gets `weight / sum(weights)` of the budget. Inside a source, language l gets a
+Each source gets `weight / sum(weights)` of the budget; `add_replay` then mixes in a share of
+general data. Inside a source, language l gets a
 share proportional to tokens_l ** (1 / temperature): T = 1 keeps the natural balance, larger T
 flattens it (as in multilingual pretraining, e.g. XLM-R's alpha = 1/T). Documents are drawn
 without replacement from a seeded shuffle, repeating (a further epoch) only when a group is
@@ -54,5 +55,22 @@ def sample_mixture(docs: list[dict], weights: dict[str, float], token_budget: in
     target = token_budget * weight / total_weight
     for lang, share in sorted(language_shares(tokens, temperature).items()):
       out.extend(_draw(groups[lang], target * share, rng))
+  rng.shuffle(out)
+  return out
+
+
+def add_replay(mixture: list[dict], replay_docs: list[dict], share: float,
+               seed: int) -> list[dict]:
+  """Mixes in general "replay" data (as in continual pretraining) so that it makes up `share`
+  of the result's estimated tokens; replay documents get meta["replay"] = True."""
+  if not 0.0 <= share < 1.0:
+    raise ValueError(f"mixture.replay_share must lie in [0, 1), got {share}")
+  if share == 0.0 or not replay_docs:
+    return mixture
+  rng = random.Random(seed + 1)
+  tokens = sum(estimate_tokens(d["text"]) for d in mixture)
+  replay = _draw([dict(d, meta=dict(d["meta"], replay=True)) for d in replay_docs],
+                 tokens * share / (1.0 - share), rng)
+  out = mixture + replay
   rng.shuffle(out)
   return out

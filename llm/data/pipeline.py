@@ -14,7 +14,7 @@ from llm.data import readers
 from llm.data.curate import process_document
 from llm.data.dedup import MinHashConfig, exact_duplicates, near_duplicates
 from llm.data.executors import ordered_map
-from llm.data.mixture import sample_mixture
+from llm.data.mixture import add_replay, sample_mixture
 from llm.data.ngram_quality import CharNgramModel, perplexity_cut
 from llm.data.shards import write_shards
 from llm.data.sources import load_documents
@@ -67,6 +67,9 @@ def curate(config, out_dir: str, progress_every: int = 2000) -> dict:
     stats.keep(doc)
   m = config.mixture
   mixture = sample_mixture(kept, dict(m.weights), m.token_budget, m.temperature, m.seed)
+  if m.replay_source and m.replay_share:
+    mixture = add_replay(mixture, load_documents(m.replay_source, m.replay_chars),
+                         m.replay_share, m.seed)
   shards = write_shards(mixture, out_dir, config.docs_per_shard)
   result = stats.as_dict()
   result["mixture"] = {"documents": len(mixture), "shards": len(shards),

@@ -94,3 +94,15 @@ def test_report_lists_reasons_sources_and_languages(tmp_path):
   assert "gopher_quality:word_count | 1" in report and "web/gopher_quality | 1" in report
   assert "- en: 1" in report and "pii:EMAIL: 2" in report
   assert json.loads((tmp_path / "stats.json").read_text())["kept_by_source"] == {"web": 1}
+
+
+def test_replay_makes_up_its_share_of_tokens():
+  from llm.data.mixture import add_replay
+  new = [make_document(f"n{i}", "word " * 10, "domain") for i in range(60)]
+  general = [make_document(f"g{i}", "word " * 10, "general") for i in range(10)]
+  mixed = add_replay(new, general, share=0.25, seed=0)
+  replayed = [d for d in mixed if d["meta"].get("replay")]
+  assert len(replayed) == 20 and {d["source"] for d in replayed} == {"general"}
+  assert add_replay(new, general, 0.0, 0) is new
+  with pytest.raises(ValueError, match="replay_share"):
+    add_replay(new, general, 1.0, 0)

@@ -106,3 +106,14 @@ def test_model_quality_cut_drops_the_worst_percentile_of_a_kind(tmp_path):
   dropped = stats["removed"]["model_quality:perplexity"]
   dialogs = stats["kept_by_source"]["chatterbot"] + dropped
   assert 0.08 <= dropped / dialogs <= 0.12
+
+
+def test_replay_source_is_mixed_into_the_output(tmp_path):
+  config = default_curation_config()
+  config.sources = {"python_stdlib": 100_000}
+  config.mixture.replay_source, config.mixture.replay_share = "shakespeare", 0.5
+  config.mixture.replay_chars = 200_000
+  stats = curate(config, str(tmp_path))
+  by_source = stats["mixture"]["documents_by_source"]
+  assert by_source["python_stdlib"] == stats["kept_by_source"]["python_stdlib"]
+  assert by_source["shakespeare"] > 0

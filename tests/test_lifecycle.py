@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 SMALL_CURATION = ["--curation.sources.shakespeare=450000", "--curation.sources.chatterbot=20000",
                   "--curation.sources.peoples_daily=20000",
                   "--curation.sources.chinese_reviews=20000",
-                  "--curation.sources.python_stdlib=60000"]
+                  "--curation.sources.python_stdlib=60000", "--curation.sources.chitchat=20000"]
 
 
 def _run(args, cwd=ROOT):

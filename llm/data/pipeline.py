@@ -11,7 +11,7 @@ import os
 import time
 
 from llm.data import readers
-from llm.data.curate import process_document
+from llm.data.curate import check_rules, process_document
 from llm.data.dedup import MinHashConfig, exact_duplicates, near_duplicates
 from llm.data.executors import ordered_map
 from llm.data.mixture import add_replay, sample_mixture
@@ -47,6 +47,7 @@ def read_all(config, stats: CurationStats):
 
 def curate(config, out_dir: str, progress_every: int = 2000) -> dict:
   """Runs the whole curation; returns the stats dict (also in out_dir/stats.json)."""
+  check_rules(config)
   os.makedirs(out_dir, exist_ok=True)
   stats, kept, started = CurationStats(), [], time.perf_counter()
   step = functools.partial(process_document, config=config)

@@ -117,3 +117,11 @@ def test_replay_source_is_mixed_into_the_output(tmp_path):
   by_source = stats["mixture"]["documents_by_source"]
   assert by_source["python_stdlib"] == stats["kept_by_source"]["python_stdlib"]
   assert by_source["shakespeare"] > 0
+
+
+def test_unknown_quality_rule_fails_before_any_work(tmp_path):
+  config = _config(tmp_path)
+  config.rules.web = ["gopher_quality", "perplexity_magic"]
+  with pytest.raises(ValueError, match="config.rules.web: unknown quality rule 'perplexity_magic'"):
+    curate(config, str(tmp_path / "out"))
+  assert not (tmp_path / "out").exists()

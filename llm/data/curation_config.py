@@ -5,7 +5,8 @@ import ml_collections
 # Published web-text rules (Gopher, C4, FineWeb) assume web pages; applied to plays or
 # dialogs they would drop nearly everything (short lines, few words), so rules go by kind.
 DEFAULT_KINDS = {"shakespeare": "book", "peoples_daily": "news", "chinese_reviews": "review",
-                 "chatterbot": "dialog", "chitchat": "dialog", "python_stdlib": "code"}
+                 "chatterbot": "dialog", "chitchat": "dialog", "python_stdlib": "code",
+                 "sharegpt": "dialog"}
 DEFAULT_RULES = {
     "web": ["gopher_quality", "gopher_repetition", "c4", "fineweb"],
     "news": ["gopher_repetition", "fineweb"],

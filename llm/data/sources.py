@@ -55,7 +55,8 @@ def _sources() -> dict:
           "chinese_reviews": packaged.chinese_review_documents,
           "chatterbot": packaged.chatterbot_documents,
           "chitchat": packaged.chitchat_documents,
-          "python_stdlib": packaged.python_stdlib_documents}
+          "python_stdlib": packaged.python_stdlib_documents,
+          "sharegpt": packaged.sharegpt_documents}
 
 
 def curated_documents(folder: str, max_chars: int, only: tuple[str, ...] = ()) -> Iterator[dict]:

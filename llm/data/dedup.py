@@ -22,16 +22,19 @@ Near (MinHash + LSH):
   A bucket larger than `max_bucket` (say, thousands of copies of one page) is not expanded
   into all pairs: its members are paired with its first member only, keeping work linear.
 
-Scale. No step needs all documents in one process:
-  - signatures are computed per shard, in parallel (a pure function of text and config);
-  - `band_keys` is a pure function of a shard's signatures. Each (band_index, key, doc id)
-    record goes to worker hash(band_index, key) % W (keys already mix in the band index);
-    a worker groups its records by key and emits the candidate pairs of each bucket;
-  - verification joins each pair with its two signatures (by id) and needs nothing else;
-  - connected components run distributed, e.g. iterative min-label propagation: each id
+Scale. No step needs all documents' text in one process:
+  - fingerprints (`document_fingerprint`: exact key and signature) are a pure function of one
+    text; the curation pipeline computes them in its executor's workers, beside the other
+    per-document stages;
+  - `band_keys` is a pure function of signatures. `bucket_records` splits the (key, row)
+    records by key % P (keys already mix in the band index, so a bucket never straddles two
+    partitions); each partition is one executor task (`pairs_in_buckets`) that groups its
+    records by key and emits the candidate pairs of each bucket;
+  - verification joins each pair with its two signatures and needs nothing else;
+  - connected components need only the confirmed pairs (the driver's union-find here). At
+    cluster scale they run distributed instead, e.g. iterative min-label propagation: each id
     starts as its own label, each round every edge sends the smaller label to both ends,
     until nothing changes; the final label is the component's smallest id, the keeper here.
-  This module implements the local version with the same step boundaries.
 """
 
 import dataclasses
@@ -79,14 +82,22 @@ def _keepers(ids: Sequence[str], groups: Iterable[Iterable[int]]) -> dict[str, s
   return dropped
 
 
-def exact_duplicates(docs: Sequence[dict]) -> dict[str, str]:
-  """Documents whose normalised texts are equal; keeps the smallest id of each group."""
-  ids = _check_ids(docs)
+def exact_key(text: str) -> bytes:
+  """128-bit hash of the normalised text: equal keys mean exact duplicates."""
+  return hashlib.blake2b(normalise_for_exact(text).encode(), digest_size=16).digest()
+
+
+def exact_duplicates_from_keys(ids: Sequence[str], keys: Sequence[bytes]) -> dict[str, str]:
+  """{dropped_id: kept_id} for documents with equal `exact_key`s."""
   groups: dict[bytes, list[int]] = {}
-  for i, doc in enumerate(docs):
-    key = hashlib.blake2b(normalise_for_exact(doc["text"]).encode(), digest_size=16).digest()
+  for i, key in enumerate(keys):
     groups.setdefault(key, []).append(i)
   return _keepers(ids, (g for g in groups.values() if len(g) > 1))
+
+
+def exact_duplicates(docs: Sequence[dict]) -> dict[str, str]:
+  """Documents whose normalised texts are equal; keeps the smallest id of each group."""
+  return exact_duplicates_from_keys(_check_ids(docs), [exact_key(d["text"]) for d in docs])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +215,15 @@ def signatures_from_hashes(hashes: Sequence[np.ndarray], config: MinHashConfig,
   return out
 
 
+def document_fingerprint(text: str, config: "MinHashConfig | None") -> tuple[bytes, np.ndarray | None]:
+  """(exact_key, MinHash signature or None): the per-document half of dedup, run in parallel
+  with the other per-document stages."""
+  signature = None
+  if config is not None:
+    signature = signatures_from_hashes([shingle_hashes(text, config.ngram)], config)[0]
+  return exact_key(text), signature
+
+
 def minhash_signatures(texts: Sequence[str], config: MinHashConfig = MinHashConfig()) -> np.ndarray:
   """[len(texts), num_perm] uint64 MinHash signatures of the texts' shingle sets."""
   cache: dict = {}
@@ -220,22 +240,49 @@ def band_keys(signatures: np.ndarray, config: MinHashConfig) -> np.ndarray:
   return h
 
 
+def bucket_records(keys: np.ndarray, partitions: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+  """The (bucket key, row) records of a [n, bands] key matrix, split by key % partitions.
+
+  Keys already mix in the band index, so one partition can group its records by key alone;
+  every record of a bucket lands in the same partition.
+  """
+  n, bands = keys.shape
+  flat_keys, rows = keys.reshape(-1), np.repeat(np.arange(n, dtype=np.int64), bands)
+  part = flat_keys % np.uint64(max(partitions, 1))
+  return [(flat_keys[part == p], rows[part == p]) for p in range(max(partitions, 1))]
+
+
+def pairs_in_buckets(records: tuple[np.ndarray, np.ndarray], n: int,
+                     max_bucket: int = 500) -> np.ndarray:
+  """Unique pair codes i * n + j (i < j) of rows sharing a bucket key, for one partition."""
+  flat_keys, rows = records
+  order = np.lexsort((rows, flat_keys))  # by key, then row: members in index order
+  flat_keys, rows = flat_keys[order], rows[order]
+  starts = np.flatnonzero(np.concatenate([[True], flat_keys[1:] != flat_keys[:-1]]))
+  sizes = np.diff(np.append(starts, len(flat_keys)))
+  found = [np.zeros(0, dtype=np.int64)]
+  for start, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+    members = np.unique(rows[start:start + size])
+    if len(members) < 2:
+      continue
+    if len(members) > max_bucket:
+      i, j = np.zeros(len(members) - 1, dtype=np.int64), np.arange(1, len(members))
+    else:
+      i, j = np.triu_indices(len(members), 1)
+    found.append(members[i] * n + members[j])
+  return np.unique(np.concatenate(found))
+
+
+def pairs_from_codes(codes: Sequence[np.ndarray], n: int) -> np.ndarray:
+  """[m, 2] unique pairs from the pair codes of all partitions."""
+  codes = np.unique(np.concatenate([np.zeros(0, np.int64), *codes]))
+  return np.stack([codes // max(n, 1), codes % max(n, 1)], axis=1)
+
+
 def candidate_pairs(keys: np.ndarray, max_bucket: int = 500) -> np.ndarray:
   """[m, 2] int64 unique pairs (i < j) of rows sharing a key in some band column."""
-  n, found = len(keys), [np.zeros(0, dtype=np.int64)]
-  for column in keys.T:
-    order = np.argsort(column, kind="stable")  # equal keys stay in index order
-    starts = np.flatnonzero(np.concatenate([[True], column[order][1:] != column[order][:-1]]))
-    sizes = np.diff(np.append(starts, n))
-    for start, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
-      members = order[start:start + size].astype(np.int64)
-      if size > max_bucket:
-        i, j = np.zeros(size - 1, dtype=np.int64), np.arange(1, size)
-      else:
-        i, j = np.triu_indices(size, 1)
-      found.append(members[i] * n + members[j])
-  codes = np.unique(np.concatenate(found))
-  return np.stack([codes // max(n, 1), codes % max(n, 1)], axis=1)
+  n = len(keys)
+  return pairs_from_codes([pairs_in_buckets(r, n, max_bucket) for r in bucket_records(keys)], n)
 
 
 def estimated_jaccard(signatures: np.ndarray, pairs: np.ndarray, chunk: int = 65536) -> np.ndarray:

@@ -10,9 +10,13 @@ import logging
 import os
 import time
 
+import numpy as np
+
 from llm.data import readers
 from llm.data.curate import check_rules, process_document
-from llm.data.dedup import MinHashConfig, exact_duplicates, near_duplicates
+from llm.data.dedup import (MinHashConfig, band_keys, bucket_records, document_fingerprint,
+                            estimated_jaccard, exact_duplicates_from_keys, keepers_from_pairs,
+                            pairs_from_codes, pairs_in_buckets)
 from llm.data.executors import ordered_map
 from llm.data.mixture import add_replay, sample_mixture
 from llm.data.ngram_quality import CharNgramModel, perplexity_cut
@@ -49,21 +53,24 @@ def curate(config, out_dir: str, progress_every: int = 2000) -> dict:
   """Runs the whole curation; returns the stats dict (also in out_dir/stats.json)."""
   check_rules(config)
   os.makedirs(out_dir, exist_ok=True)
-  stats, kept, started = CurationStats(), [], time.perf_counter()
-  step = functools.partial(process_document, config=config)
+  stats, kept, fingerprints, started = CurationStats(), [], {}, time.perf_counter()
+  step = functools.partial(_process_and_fingerprint, config=config,
+                           minhash=_minhash_config(config) if config.dedup.near else None)
   with ordered_map(step, read_all(config, stats), config.executor, config.workers,
                    config.chunk_size, config.ray_address) as results:
-    for i, (doc, reason, events) in enumerate(results, 1):
+    for i, (doc, reason, events, fingerprint) in enumerate(results, 1):
       stats.events.update(events)
       if reason:
         stats.drop(doc, reason)
       else:
         kept.append(doc)
+        fingerprints[doc["id"]] = fingerprint
       if i % progress_every == 0:
         logging.info("%d documents processed, %d kept (%.0f docs/s)", i, len(kept),
                      i / (time.perf_counter() - started))
   kept = _model_quality(kept, config, stats)
-  kept = _dedup(kept, config, stats)
+  stats.seconds["per_document_stages"] = time.perf_counter() - started
+  kept = _dedup(kept, fingerprints, config, stats)
   for doc in kept:
     stats.keep(doc)
   m = config.mixture
@@ -99,20 +106,44 @@ def _model_quality(docs: list[dict], config, stats: CurationStats) -> list[dict]
   return [doc for doc in docs if doc["id"] not in dropped]
 
 
-def _dedup(docs: list[dict], config, stats: CurationStats) -> list[dict]:
-  dropped = {}
+def _minhash_config(config) -> MinHashConfig:
+  d = config.dedup
+  return MinHashConfig(ngram=d.ngram, num_perm=d.bands * d.rows, bands=d.bands, rows=d.rows,
+                       threshold=d.threshold, seed=d.seed)
+
+
+def _process_and_fingerprint(doc: dict, config, minhash: MinHashConfig | None):
+  """The per-document stages, then the document's dedup fingerprint if it was kept."""
+  doc, reason, events = process_document(doc, config)
+  fingerprint = None if reason else document_fingerprint(doc["text"], minhash)
+  return doc, reason, events, fingerprint
+
+
+def _dedup(docs: list[dict], fingerprints: dict, config, stats: CurationStats) -> list[dict]:
+  """Exact, then near dedup from the fingerprints computed beside the per-document stages;
+  candidate pairs come from `config.workers` bucket partitions run on the executor."""
+  started, ids, dropped = time.perf_counter(), [d["id"] for d in docs], {}
+  if len(set(ids)) != len(ids):
+    raise ValueError("document ids must be unique before dedup; check the readers' id fields")
   if config.dedup.exact:
-    for doc_id in exact_duplicates(docs):
+    for doc_id in exact_duplicates_from_keys(ids, [fingerprints[i][0] for i in ids]):
       dropped[doc_id] = "dedup:exact"
   if config.dedup.near:
-    d = config.dedup
-    remaining = [doc for doc in docs if doc["id"] not in dropped]
-    near = near_duplicates(remaining, MinHashConfig(
-        ngram=d.ngram, num_perm=d.bands * d.rows, bands=d.bands, rows=d.rows,
-        threshold=d.threshold, seed=d.seed))
-    for doc_id in near:
+    minhash = _minhash_config(config)
+    remaining = [i for i in ids if i not in dropped]
+    signatures = np.stack([fingerprints[i][1] for i in remaining]) if remaining else (
+        np.zeros((0, minhash.num_perm), np.uint64))
+    n = len(remaining)
+    find = functools.partial(pairs_in_buckets, n=n, max_bucket=minhash.max_bucket)
+    partitions = bucket_records(band_keys(signatures, minhash), max(config.workers, 1))
+    with ordered_map(find, partitions, config.executor, config.workers, 1,
+                     config.ray_address) as codes:
+      pairs = pairs_from_codes(list(codes), n)
+    pairs = pairs[estimated_jaccard(signatures, pairs) >= minhash.threshold]
+    for doc_id in keepers_from_pairs(remaining, pairs):
       dropped[doc_id] = "dedup:near"
   for doc in docs:
     if doc["id"] in dropped:
       stats.drop(doc, dropped[doc["id"]])
+  stats.seconds["dedup"] = time.perf_counter() - started
   return [doc for doc in docs if doc["id"] not in dropped]

@@ -22,6 +22,7 @@ class CurationStats:
     self.tokens_by_source = collections.Counter()
     self.events = collections.Counter()          # e.g. pii:EMAIL -> replacements
     self.read = collections.Counter()            # source -> documents read
+    self.seconds = {}                            # stage -> wall-clock seconds
 
   def drop(self, doc: dict, reason: str) -> None:
     self.removed[reason] += 1
@@ -39,7 +40,8 @@ class CurationStats:
             "kept_by_source": dict(self.kept_by_source),
             "kept_by_language": dict(self.kept_by_language.most_common()),
             "estimated_tokens_by_source": dict(self.tokens_by_source),
-            "events": dict(self.events)}
+            "events": dict(self.events),
+            "seconds_by_stage": {k: round(v, 3) for k, v in self.seconds.items()}}
 
 
 def write_report(stats: dict, out_dir: str) -> None:
@@ -60,6 +62,9 @@ def write_report(stats: dict, out_dir: str) -> None:
   lines += [f"- {lang}: {n}" for lang, n in stats["kept_by_language"].items()]
   if stats["events"]:
     lines += ["", "## Replacements", ""] + [f"- {k}: {n}" for k, n in sorted(stats["events"].items())]
+  if stats.get("seconds_by_stage"):
+    lines += ["", "## Seconds by stage", ""]
+    lines += [f"- {k}: {v:.1f}" for k, v in stats["seconds_by_stage"].items()]
   _atomic_write(os.path.join(out_dir, "report.md"), "\n".join(lines) + "\n")
 
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from llm.data.dedup import (EDITED_COPIES, MERSENNE_61, MinHashConfig, _mulmod61, band_keys,
-                            exact_duplicates, minhash_signatures, near_duplicates,
-                            normalise_for_exact, shingles, words)
+                            bucket_records, document_fingerprint, exact_duplicates,
+                            minhash_signatures, near_duplicates, normalise_for_exact,
+                            pairs_from_codes, pairs_in_buckets, shingles, words)
 from llm.data.sources import load_documents
 
 N_DOCS, N_PLANTED, EDIT_RANGE = 300, 100, (0.05, 0.15)
@@ -201,6 +202,30 @@ def test_minhash_estimate_tracks_exact_jaccard_and_datasketch():
     limit = 0.025 if name == "ours_512" else 0.045
     assert np.abs(err).max() < 0.2 and np.abs(err).mean() < limit and abs(err.mean()) < 0.02, name
   assert np.abs(errors["ours"]).mean() < 1.5 * np.abs(errors["datasketch"]).mean() + 0.01
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 8])
+def test_partitioned_buckets_find_the_pairs_of_a_naive_band_comparison(partitions):
+  config = MinHashConfig(num_perm=8, bands=4, rows=2)
+  rng = np.random.default_rng(partitions)
+  sig = rng.integers(0, 3, size=(40, 8)).astype(np.uint64)  # 3 values: many shared bands
+  keys = band_keys(sig, config)
+  expected = {(i, j) for i in range(40) for j in range(i + 1, 40)
+              if any((sig[i, 2 * b:2 * b + 2] == sig[j, 2 * b:2 * b + 2]).all() for b in range(4))}
+  records = bucket_records(keys, partitions)
+  assert sum(len(k) for k, _ in records) == 40 * 4
+  pairs = pairs_from_codes([pairs_in_buckets(r, 40) for r in records], 40)
+  assert {tuple(p) for p in pairs.tolist()} == expected
+
+
+def test_document_fingerprint_matches_the_corpus_functions():
+  texts = [d["text"] for d in real_documents()[:5]]
+  config = MinHashConfig()
+  sig = minhash_signatures(texts, config)
+  for text, row in zip(texts, sig):
+    key, signature = document_fingerprint(text, config)
+    assert (signature == row).all()
+    assert key == document_fingerprint(text.upper() + " !", None)[0]
 
 
 # -- near duplicates planted in real text -----------------------------------------------------

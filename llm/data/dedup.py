@@ -156,9 +156,12 @@ def _word_hash(word: str) -> int:
 
 def shingle_hashes(text: str, ngram: int, cache: dict | None = None) -> np.ndarray:
   """Unique 64-bit hashes (reduced mod 2**61-1) of a text's shingles, >= 1 of them."""
-  cache = {} if cache is None else cache
+  return _shingle_hashes_of_words(words(text), ngram, {} if cache is None else cache)
+
+
+def _shingle_hashes_of_words(ws: list[str], ngram: int, cache: dict) -> np.ndarray:
   wh = np.array([cache[w] if w in cache else cache.setdefault(w, _word_hash(w))
-                 for w in words(text)], dtype=np.uint64)
+                 for w in ws], dtype=np.uint64)
   n = min(ngram, len(wh))  # short documents: one shingle of all their words
   count = len(wh) - n + 1
   h = np.full(count, np.uint64(0x9E3779B97F4A7C15 + n), dtype=np.uint64)
@@ -182,11 +185,14 @@ def _mulmod61(a: np.ndarray, h: np.ndarray) -> np.ndarray:
   return np.where(x >= _P, x - _P, x)
 
 
+@functools.lru_cache(maxsize=8)
 def permutations(config: MinHashConfig) -> tuple[np.ndarray, np.ndarray]:
   """The seeded (a, b) of the num_perm permutations, 1 <= a < p, 0 <= b < p."""
   rng = np.random.default_rng(config.seed)
   a = rng.integers(1, MERSENNE_61, size=config.num_perm, dtype=np.uint64)
   b = rng.integers(0, MERSENNE_61, size=config.num_perm, dtype=np.uint64)
+  a.setflags(write=False)  # cached: shared by every call
+  b.setflags(write=False)
   return a, b
 
 
@@ -218,10 +224,12 @@ def signatures_from_hashes(hashes: Sequence[np.ndarray], config: MinHashConfig,
 def document_fingerprint(text: str, config: "MinHashConfig | None") -> tuple[bytes, np.ndarray | None]:
   """(exact_key, MinHash signature or None): the per-document half of dedup, run in parallel
   with the other per-document stages."""
+  normalised = normalise_for_exact(text)
   signature = None
   if config is not None:
-    signature = signatures_from_hashes([shingle_hashes(text, config.ngram)], config)[0]
-  return exact_key(text), signature
+    hashes = _shingle_hashes_of_words(normalised.split(), config.ngram, {})
+    signature = signatures_from_hashes([hashes], config)[0]
+  return hashlib.blake2b(normalised.encode(), digest_size=16).digest(), signature
 
 
 def minhash_signatures(texts: Sequence[str], config: MinHashConfig = MinHashConfig()) -> np.ndarray:

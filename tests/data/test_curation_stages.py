@@ -14,8 +14,24 @@ from llm.data.normalize import normalize_document, normalize_text
 from llm.data.stats import CurationStats, estimate_tokens, write_report
 
 
+def test_repair_text_equals_ftfy_line_by_line_on_real_and_broken_text():
+  import ftfy
+  from llm.data.normalize import _FTFY, repair_text
+  from llm.data.sources import load_documents
+  texts = [d["text"] for name in ("shakespeare", "peoples_daily", "chatterbot", "sharegpt")
+           for d in load_documents(name, 60_000)]
+  texts += ["caf\u00c3\u00a9 ok\nline two &amp; three", "x\u2028y\x85z\r\nw", "\ufeffBOM\x80\x9f",
+            "A\u030a < b &lt; c\n&gt; d", "\x1b[31mred\x1b[0m \u00e2\u20ac\u0153quoted\u00e2\u20ac\x9d",
+            "ﬁ “quotes” ！ 全角", "e\u0301\ne\u0301"]
+  for text in texts:
+    assert repair_text(text) == ftfy.fix_text(text, _FTFY), text[:80]
+
+
 def test_normalize_repairs_mojibake_nfc_and_controls():
   assert normalize_text("caf\u00c3\u00a9\x00 A\u030a\r\nb\ud800") == "café Å\nb?"
+  assert normalize_text("AT&amp;T \x1b[1mbold\x1b[0m") == "AT&T bold"
+  kept_as_written = "今天很好！你呢？ “curly” ‘quotes’ ﬁne"
+  assert normalize_text(kept_as_written) == kept_as_written
   doc, reason = normalize_document(make_document("x", "\ufffd" * 50 + "ok", "s"))
   assert reason == "normalize:broken_encoding"
   assert normalize_document(make_document("x", " \n\t", "s"))[1] == "normalize:empty"

@@ -78,7 +78,7 @@ def _quality_rules(text: str, lang: str, c: GopherQualityConfig):
     yield "bullet_lines"
   if _line_fraction(lines, lambda line: line.endswith(ELLIPSES)) > c.max_ellipsis_lines:
     yield "ellipsis_lines"
-  if sum(any(ch.isalpha() for ch in w) for w in words) / len(words) < c.min_alpha_words:
+  if sum(map(text_stats.has_letter, words)) / len(words) < c.min_alpha_words:
     yield "alpha_words"
   if lang in c.stop_word_langs:
     present = set(text_stats.normalized_words(text, lang)) & set(c.stop_words)
@@ -123,11 +123,12 @@ def _repetition_rules(text: str, lang: str, c: GopherRepetitionConfig):
     # The n-gram thresholds were set on English words; over CJK characters (our "words"
     # there) ordinary news text exceeds them, so only the line and paragraph rules apply.
     return
+  repetition = text_stats.NgramRepetition(words)
   for n, limit in c.max_top_ngram_fraction:
-    if text_stats.top_ngram_char_fraction(words, n) > limit:
+    if repetition.top_fraction(n) > limit:
       yield f"top_{n}gram"
   for n, limit in c.max_dup_ngram_fraction:
-    if text_stats.duplicate_ngram_char_fraction(words, n) > limit:
+    if repetition.duplicate_fraction(n) > limit:
       yield f"dup_{n}gram"
 
 

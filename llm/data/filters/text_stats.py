@@ -8,8 +8,11 @@ that tokens such as "-" or "|" count as words without letters.
 """
 
 import collections
+import functools
 import re
 import unicodedata
+
+import numpy as np
 
 CJK_LANGS = frozenset({"zh", "ja"})
 
@@ -36,6 +39,7 @@ def split_words(text: str, lang: str = "en") -> list[str]:
   return text.split()
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def strip_punct(word: str) -> str:
   """The word without leading and trailing punctuation or symbols."""
   start, end = 0, len(word)
@@ -46,9 +50,20 @@ def strip_punct(word: str) -> str:
   return word[start:end]
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def _normalized_word(word: str) -> str:
+  return strip_punct(word).lower()  # cached: word frequencies are Zipfian
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def has_letter(word: str) -> bool:
+  """True when the word contains at least one alphabetic character."""
+  return any(ch.isalpha() for ch in word)
+
+
 def normalized_words(text: str, lang: str = "en") -> list[str]:
   """Lower-cased words without edge punctuation; tokens that were only punctuation are dropped."""
-  words = (strip_punct(w).lower() for w in split_words(text, lang))
+  words = map(_normalized_word, split_words(text, lang))
   return [w for w in words if w]
 
 
@@ -86,28 +101,65 @@ def ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
   return list(zip(*(words[i:] for i in range(n))))
 
 
-def _covered_char_fraction(words: list[str], n: int, starts) -> float:
-  """Fraction of word characters inside n-grams starting at `starts`; overlaps count once."""
-  covered = [False] * len(words)
-  for i in starts:
-    covered[i:i + n] = [True] * n
-  total = sum(len(w) for w in words)
-  return sum(len(w) for w, c in zip(words, covered) if c) / total if total else 0.0
+class NgramRepetition:
+  """Character fractions covered by repeated word n-grams, for n = 2, 3, ... of one text.
+
+  n-grams get exact dense ids, built up one word at a time (the id of an n-gram is the
+  unique pair of its (n-1)-gram prefix's id and its last word's id), so equal ids mean equal
+  n-grams, with no hashing. Characters are those of the words; an overlap counts once.
+  """
+
+  def __init__(self, words: list[str]):
+    index: dict[str, int] = {}
+    self.word_ids = np.fromiter((index.setdefault(w, len(index)) for w in words), np.int64,
+                                len(words))
+    self.lengths = np.fromiter(map(len, words), np.int64, len(words))
+    self.total = int(self.lengths.sum())
+    self._ids = {1: self.word_ids}
+
+  def gram_ids(self, n: int) -> np.ndarray:
+    """[len(words) - n + 1] dense ids of the n-grams, in order."""
+    if n not in self._ids:
+      prefix = self.gram_ids(n - 1)[:-1]
+      pairs = prefix * (len(self.word_ids) + 1) + self.word_ids[n - 1:]
+      self._ids[n] = np.unique(pairs, return_inverse=True)[1].reshape(-1)
+    return self._ids[n]
+
+  def _covered(self, starts: np.ndarray, n: int) -> float:
+    edges = np.zeros(len(self.word_ids) + 1, np.int64)
+    np.add.at(edges, starts, 1)
+    np.add.at(edges, starts + n, -1)
+    covered = np.cumsum(edges[:-1]) > 0
+    return float(self.lengths[covered].sum()) / self.total if self.total else 0.0
+
+  def top_fraction(self, n: int) -> float:
+    """Characters covered by the most frequent n-gram (ties: the one seen first); 0 when no
+    n-gram repeats."""
+    if len(self.word_ids) < n:
+      return 0.0
+    ids = self.gram_ids(n)
+    counts = np.bincount(ids)
+    if counts.max() < 2:
+      return 0.0
+    first_seen = np.full(len(counts), len(ids))
+    np.minimum.at(first_seen, ids, np.arange(len(ids)))
+    top = np.flatnonzero(counts == counts.max())
+    top = top[np.argmin(first_seen[top])]
+    return self._covered(np.flatnonzero(ids == top), n)
+
+  def duplicate_fraction(self, n: int) -> float:
+    """Characters covered by n-grams that occur more than once."""
+    if len(self.word_ids) < n:
+      return 0.0
+    ids = self.gram_ids(n)
+    return self._covered(np.flatnonzero(np.bincount(ids)[ids] > 1), n)
 
 
 def top_ngram_char_fraction(words: list[str], n: int) -> float:
   """Fraction of characters covered by the most frequent n-gram (0 when none repeats)."""
-  grams = ngrams(words, n)
-  if not grams:
-    return 0.0
-  top, count = collections.Counter(grams).most_common(1)[0]
-  if count < 2:
-    return 0.0
-  return _covered_char_fraction(words, n, (i for i, g in enumerate(grams) if g == top))
+  return NgramRepetition(words).top_fraction(n)
 
 
 def duplicate_ngram_char_fraction(words: list[str], n: int) -> float:
   """Fraction of characters covered by n-grams that occur more than once."""
-  grams = ngrams(words, n)
-  counts = collections.Counter(grams)
-  return _covered_char_fraction(words, n, (i for i, g in enumerate(grams) if counts[g] > 1))
+  return NgramRepetition(words).duplicate_fraction(n)

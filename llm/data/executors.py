@@ -48,30 +48,47 @@ def ordered_map(fn: Callable, items: Iterable, executor: str, workers: int, chun
       pool.join()
 
 
-@contextlib.contextmanager
-def _ray_map(fn, items, workers, chunk_size, ray_address):
+def _import_ray():
   try:
     import ray
   except ImportError as error:
     raise ImportError("executor='ray' needs Ray: pip install -e '.[scale]'") from error
+  return ray
+
+
+@contextlib.contextmanager
+def executor_session(executor: str, workers: int, ray_address: str = ""):
+  """Keeps one Ray instance up for every `ordered_map` inside (starting Ray costs seconds);
+  nothing to do for "local"."""
+  if executor != "ray":
+    yield
+    return
+  ray = _import_ray()
   started_here = not ray.is_initialized()
   if started_here:
     ray.init(address=ray_address or None, num_cpus=None if ray_address else workers,
              include_dashboard=False, log_to_driver=False)
-  remote_batch = ray.remote(_apply_batch)
-  fn_ref = ray.put(fn)
-
-  def results():
-    in_flight = []
-    for batch in _batches(items, chunk_size):
-      in_flight.append(remote_batch.remote(fn_ref, batch))
-      if len(in_flight) >= 2 * max(workers, 1):
-        yield from ray.get(in_flight.pop(0))
-    for ref in in_flight:
-      yield from ray.get(ref)
-
   try:
-    yield results()
+    yield
   finally:
     if started_here:
       ray.shutdown()
+
+
+@contextlib.contextmanager
+def _ray_map(fn, items, workers, chunk_size, ray_address):
+  ray = _import_ray()
+  with executor_session("ray", workers, ray_address):
+    remote_batch = ray.remote(_apply_batch)
+    fn_ref = ray.put(fn)
+
+    def results():
+      in_flight = []
+      for batch in _batches(items, chunk_size):
+        in_flight.append(remote_batch.remote(fn_ref, batch))
+        if len(in_flight) >= 2 * max(workers, 1):
+          yield from ray.get(in_flight.pop(0))
+      for ref in in_flight:
+        yield from ray.get(ref)
+
+    yield results()

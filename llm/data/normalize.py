@@ -6,12 +6,20 @@ fixes are off), since a model should see them as people write them.
 """
 
 import re
+import unicodedata
 
 import ftfy
 import ftfy.badness
+import ftfy.chardata
 
 _FTFY = ftfy.TextFixerConfig(fix_latin_ligatures=False, fix_character_width=False,
                              uncurl_quotes=False, normalization="NFC", explain=False)
+_FTFY_NO_ENCODING = _FTFY._replace(fix_encoding=False)
+# What ftfy's character fixes act on: controls it removes, C1 controls, line separators and
+# carriage returns, surrogates.
+_TOUCHED_BY_FIXES = re.compile(
+    "[" + "".join(re.escape(chr(c)) for c in sorted(ftfy.chardata.CONTROL_CHARS)) +
+    "\x80-\x9f\r\u2028\u2029\ud800-\udfff]")
 
 # C0/C1 controls except tab, newline; also the replacement character left by bad decoding.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -27,17 +35,21 @@ def repair_text(text: str) -> str:
   """ftfy.fix_text with our config, without its per-line overhead where that cannot matter.
 
   fix_text works line by line for two fixes only: encoding repair (a no-op unless the text
-  looks like mojibake, `is_bad`) and HTML unescaping (decided per line, needs "&"). Without
+  looks like mojibake, `is_bad`) and HTML unescaping (decided per line, needs an entity). Without
   either, the remaining fixes act character by character, so one whole-text pass gives the
   same result much faster.
   """
-  if "&" in text or "\x1b" in text:
+  if "\x1b" in text or ("&" in text and ftfy.chardata.HTML_ENTITY_RE.search(text)):
     return ftfy.fix_text(text, _FTFY)
   if text.isascii():
     return text  # every remaining fix and NFC leave ASCII unchanged (controls: below)
   if ftfy.badness.is_bad(text):
     return ftfy.fix_text(text, _FTFY)
-  return ftfy.fix_and_explain(text, _FTFY).text
+  if not _TOUCHED_BY_FIXES.search(text) and unicodedata.is_normalized("NFC", text):
+    return text  # no character any remaining fix acts on, and already NFC
+  fixed = ftfy.fix_and_explain(text, _FTFY_NO_ENCODING).text
+  # Unchanged: encoding repair, a no-op on text that is not bad, would not have run again.
+  return text if fixed == text else ftfy.fix_text(text, _FTFY)
 
 
 def normalize_text(text: str) -> str:

@@ -13,11 +13,11 @@ import time
 import numpy as np
 
 from llm.data import readers
-from llm.data.curate import check_rules, process_document
+from llm.data.curate import StageSettings, check_rules, process_document
 from llm.data.dedup import (MinHashConfig, band_keys, bucket_records, document_fingerprint,
                             estimated_jaccard, exact_duplicates_from_keys, keepers_from_pairs,
                             pairs_from_codes, pairs_in_buckets)
-from llm.data.executors import ordered_map
+from llm.data.executors import executor_session, ordered_map
 from llm.data.mixture import add_replay, sample_mixture
 from llm.data.ngram_quality import CharNgramModel, perplexity_cut
 from llm.data.shards import write_shards
@@ -53,8 +53,13 @@ def curate(config, out_dir: str, progress_every: int = 2000) -> dict:
   """Runs the whole curation; returns the stats dict (also in out_dir/stats.json)."""
   check_rules(config)
   os.makedirs(out_dir, exist_ok=True)
+  with executor_session(config.executor, config.workers, config.ray_address):
+    return _curate(config, out_dir, progress_every)
+
+
+def _curate(config, out_dir: str, progress_every: int) -> dict:
   stats, kept, fingerprints, started = CurationStats(), [], {}, time.perf_counter()
-  step = functools.partial(_process_and_fingerprint, config=config,
+  step = functools.partial(_process_and_fingerprint, config=StageSettings.from_config(config),
                            minhash=_minhash_config(config) if config.dedup.near else None)
   with ordered_map(step, read_all(config, stats), config.executor, config.workers,
                    config.chunk_size, config.ray_address) as results:
@@ -115,8 +120,9 @@ def _minhash_config(config) -> MinHashConfig:
 def _process_and_fingerprint(doc: dict, config, minhash: MinHashConfig | None):
   """The per-document stages, then the document's dedup fingerprint if it was kept."""
   doc, reason, events = process_document(doc, config)
-  fingerprint = None if reason else document_fingerprint(doc["text"], minhash)
-  return doc, reason, events, fingerprint
+  if reason:  # the text of a dropped document is not needed again: do not send it back
+    return dict(doc, text=""), reason, events, None
+  return doc, reason, events, document_fingerprint(doc["text"], minhash)
 
 
 def _dedup(docs: list[dict], fingerprints: dict, config, stats: CurationStats) -> list[dict]:

@@ -22,7 +22,8 @@ def test_repair_text_equals_ftfy_line_by_line_on_real_and_broken_text():
            for d in load_documents(name, 60_000)]
   texts += ["caf\u00c3\u00a9 ok\nline two &amp; three", "x\u2028y\x85z\r\nw", "\ufeffBOM\x80\x9f",
             "A\u030a < b &lt; c\n&gt; d", "\x1b[31mred\x1b[0m \u00e2\u20ac\u0153quoted\u00e2\u20ac\x9d",
-            "ﬁ “quotes” ！ 全角", "e\u0301\ne\u0301"]
+            "ﬁ “quotes” ！ 全角", "e\u0301\ne\u0301", "中文\u206a x\ufffa", "é\x00\x1f\x7f ok",
+            "\u00e9t\u00e9 \r\n\u2029"]
   for text in texts:
     assert repair_text(text) == ftfy.fix_text(text, _FTFY), text[:80]
 

@@ -45,8 +45,9 @@ class GopherRepetitionConfig:
 
 def _mean_word_length(words: list[str]) -> float:
   """Mean length of words, not counting their leading and trailing punctuation."""
-  lengths = [len(w) for w in map(text_stats.strip_punct, words) if w]
-  return sum(lengths) / len(lengths) if lengths else 0.0
+  lengths = list(map(text_stats.stripped_length, words))
+  counted = len(lengths) - lengths.count(0)  # words that were only punctuation do not count
+  return sum(lengths) / counted if counted else 0.0
 
 
 def _symbol_word_ratio(text: str, words: list[str]) -> float:

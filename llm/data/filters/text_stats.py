@@ -32,11 +32,12 @@ def is_cjk(lang: str) -> bool:
   return lang in CJK_LANGS
 
 
-def split_words(text: str, lang: str = "en") -> list[str]:
+@functools.lru_cache(maxsize=4)  # rules of one document share these
+def split_words(text: str, lang: str = "en") -> tuple[str, ...]:
   """Words of `text`: CJK characters one by one for "zh"/"ja", whitespace tokens otherwise."""
   if is_cjk(lang):
-    return _CJK_TOKEN.findall(text)
-  return text.split()
+    return tuple(_CJK_TOKEN.findall(text))
+  return tuple(text.split())
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -56,25 +57,34 @@ def _normalized_word(word: str) -> str:
 
 
 @functools.lru_cache(maxsize=1 << 17)
+def stripped_length(word: str) -> int:
+  """Length of the word without its edge punctuation."""
+  return len(strip_punct(word))
+
+
+@functools.lru_cache(maxsize=1 << 17)
 def has_letter(word: str) -> bool:
   """True when the word contains at least one alphabetic character."""
   return any(ch.isalpha() for ch in word)
 
 
-def normalized_words(text: str, lang: str = "en") -> list[str]:
+@functools.lru_cache(maxsize=4)  # rules of one document share these
+def normalized_words(text: str, lang: str = "en") -> tuple[str, ...]:
   """Lower-cased words without edge punctuation; tokens that were only punctuation are dropped."""
-  words = map(_normalized_word, split_words(text, lang))
-  return [w for w in words if w]
+  return tuple(filter(None, map(_normalized_word, split_words(text, lang))))
 
 
-def split_lines(text: str) -> list[str]:
+@functools.lru_cache(maxsize=4)  # rules of one document share these
+def split_lines(text: str) -> tuple[str, ...]:
   """Non-empty lines, stripped of surrounding whitespace."""
-  return [line.strip() for line in text.splitlines() if line.strip()]
+  return tuple(stripped for stripped in map(str.strip, text.splitlines()) if stripped)
 
 
-def split_paragraphs(text: str) -> list[str]:
+@functools.lru_cache(maxsize=4)  # rules of one document share these
+def split_paragraphs(text: str) -> tuple[str, ...]:
   """Non-empty paragraphs (separated by blank lines), stripped."""
-  return [p.strip() for p in _PARAGRAPH_BREAK.split(text.replace("\r\n", "\n")) if p.strip()]
+  paragraphs = map(str.strip, _PARAGRAPH_BREAK.split(text.replace("\r\n", "\n")))
+  return tuple(p for p in paragraphs if p)
 
 
 def terminal_punct(lang: str, base: tuple[str, ...] = TERMINAL_PUNCT) -> tuple[str, ...]:
@@ -104,14 +114,14 @@ def ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
 class NgramRepetition:
   """Character fractions covered by repeated word n-grams, for n = 2, 3, ... of one text.
 
-  n-grams get exact dense ids, built up one word at a time (the id of an n-gram is the
+  n-grams get exact ids, built up one word at a time (the id of an n-gram is the
   unique pair of its (n-1)-gram prefix's id and its last word's id), so equal ids mean equal
   n-grams, with no hashing. Characters are those of the words; an overlap counts once.
   """
 
   def __init__(self, words: list[str]):
-    index: dict[str, int] = {}
-    self.word_ids = np.fromiter((index.setdefault(w, len(index)) for w in words), np.int64,
+    index: dict[str, int] = {}  # word -> position of its first occurrence: a unique id
+    self.word_ids = np.fromiter(map(index.setdefault, words, range(len(words))), np.int64,
                                 len(words))
     self.lengths = np.fromiter(map(len, words), np.int64, len(words))
     self.total = int(self.lengths.sum())

@@ -9,9 +9,9 @@ Near (MinHash + LSH):
   1. shingles: the set of overlapping `ngram`-word windows of the normalised text. A document
      with fewer than `ngram` words is one shingle of all its words (an empty one is the empty
      shingle, so all empty documents match each other);
-  2. signatures: each shingle hashes to 64 bits, then for `num_perm` seeded permutations
-     h -> (a*h + b) mod p, p = 2**61 - 1, keep the minimum. The fraction of equal slots in
-     two signatures estimates the Jaccard similarity of the shingle sets;
+  2. signatures: each shingle hashes to 32 bits, then for each of `num_perm` seeded
+     pairwise-independent hash functions (multiply-add-shift) keep the minimum. The fraction
+     of equal slots in two signatures estimates the Jaccard similarity of the shingle sets;
   3. banding (`band_keys`): the signature is cut into `bands` x `rows`, each band hashed to a
      bucket key. Documents sharing a (band, key) are candidates, with probability
      1 - (1 - J**rows)**bands: for 14 x 8, 0.57 at J = 0.7, 0.92 at 0.8, 0.99 at 0.86;
@@ -45,9 +45,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-MERSENNE_61 = (1 << 61) - 1
-_P = np.uint64(MERSENNE_61)
-_MASK32 = np.uint64(0xFFFFFFFF)
+_SHIFT32 = np.uint64(32)
+_ODD_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
 @functools.lru_cache(maxsize=None)
@@ -150,47 +149,31 @@ def shingles(text: str, ngram: int) -> set[str]:
   return {" ".join(ws[i:i + ngram]) for i in range(len(ws) - ngram + 1)}
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def _word_hash(word: str) -> int:
   return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
 
 
-def shingle_hashes(text: str, ngram: int, cache: dict | None = None) -> np.ndarray:
-  """Unique 64-bit hashes (reduced mod 2**61-1) of a text's shingles, >= 1 of them."""
-  return _shingle_hashes_of_words(words(text), ngram, {} if cache is None else cache)
+def shingle_hashes(text: str, ngram: int) -> np.ndarray:
+  """Unique 32-bit hashes of a text's shingles (as uint64), >= 1 of them."""
+  return _shingle_hashes_of_words(words(text), ngram)
 
 
-def _shingle_hashes_of_words(ws: list[str], ngram: int, cache: dict) -> np.ndarray:
-  wh = np.array([cache[w] if w in cache else cache.setdefault(w, _word_hash(w))
-                 for w in ws], dtype=np.uint64)
+def _shingle_hashes_of_words(ws: list[str], ngram: int) -> np.ndarray:
+  wh = np.fromiter(map(_word_hash, ws), np.uint64, len(ws))
   n = min(ngram, len(wh))  # short documents: one shingle of all their words
   count = len(wh) - n + 1
   h = np.full(count, np.uint64(0x9E3779B97F4A7C15 + n), dtype=np.uint64)
-  for j in range(n):
-    h = _mix64(h ^ wh[j:j + count])
-  return np.unique(h % _P)
-
-
-def _mulmod61(a: np.ndarray, h: np.ndarray) -> np.ndarray:
-  """(a * h) mod 2**61-1 for a, h < 2**61, exactly, in uint64 via 32-bit halves."""
-  s32, s29, s61 = np.uint64(32), np.uint64(29), np.uint64(61)
-  a_hi, a_lo = a >> s32, a & _MASK32
-  h_hi, h_lo = h >> s32, h & _MASK32
-  hi = (a_hi * h_hi) << np.uint64(3)  # 2**64 = 8 (mod p); < 2**61
-  mid = a_hi * h_lo + a_lo * h_hi  # < 2**62; mid * 2**32 = (mid >> 29) + (mid & (2**29-1)) << 32
-  mid = (mid >> s29) + ((mid & np.uint64((1 << 29) - 1)) << s32)
-  lo = a_lo * h_lo  # < 2**64, exact
-  lo = (lo & _P) + (lo >> s61)
-  x = hi + mid + lo  # < 2**63
-  x = (x & _P) + (x >> s61)
-  return np.where(x >= _P, x - _P, x)
+  for j in range(n):  # polynomial in the word hashes (mod 2**64), mixed once at the end
+    h = h * _ODD_MULTIPLIER + wh[j:j + count]
+  return np.unique(_mix64(h) >> _SHIFT32)
 
 
 @functools.lru_cache(maxsize=8)
 def permutations(config: MinHashConfig) -> tuple[np.ndarray, np.ndarray]:
-  """The seeded (a, b) of the num_perm permutations, 1 <= a < p, 0 <= b < p."""
+  """The seeded 64-bit (a, b) of the num_perm hash functions."""
   rng = np.random.default_rng(config.seed)
-  a = rng.integers(1, MERSENNE_61, size=config.num_perm, dtype=np.uint64)
-  b = rng.integers(0, MERSENNE_61, size=config.num_perm, dtype=np.uint64)
+  a, b = (rng.integers(0, 1 << 64, size=config.num_perm, dtype=np.uint64) for _ in range(2))
   a.setflags(write=False)  # cached: shared by every call
   b.setflags(write=False)
   return a, b
@@ -198,22 +181,23 @@ def permutations(config: MinHashConfig) -> tuple[np.ndarray, np.ndarray]:
 
 def signatures_from_hashes(hashes: Sequence[np.ndarray], config: MinHashConfig,
                            chunk_elems: int = 1 << 21) -> np.ndarray:
-  """[n, num_perm] uint64 MinHash signatures of non-empty shingle-hash arrays.
+  """[n, num_perm] uint32 MinHash signatures of non-empty 32-bit shingle-hash arrays.
 
+  Hash function i is multiply-add-shift, h(x) = ((a_i x + b_i) mod 2**64) >> 32 for 32-bit x
+  (Dietzfelbinger 1996; pairwise independent, like (a x + b) mod p, at 3 machine operations).
   All documents' shingles go through in slices of ~chunk_elems values, one reduceat each.
   """
   a, b = permutations(config)
   chunk_rows = max(1, chunk_elems // config.num_perm)
-  out = np.full((len(hashes), config.num_perm), _P, dtype=np.uint64)
+  out = np.full((len(hashes), config.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
   lengths = np.array([len(h) for h in hashes], dtype=np.int64)
   if (lengths == 0).any():
     raise ValueError("every document needs at least one shingle hash")
   starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-  flat = np.concatenate([np.zeros(0, np.uint64), *hashes])
+  flat = np.concatenate([np.zeros(0, np.uint64), *hashes]).astype(np.uint64)
   for lo in range(0, len(flat), chunk_rows):
     hi = min(lo + chunk_rows, len(flat))
-    values = _mulmod61(a[None, :], flat[lo:hi, None]) + b[None, :]  # < 2**62
-    values = np.where(values >= _P, values - _P, values)
+    values = ((a[None, :] * flat[lo:hi, None] + b[None, :]) >> _SHIFT32).astype(np.uint32)
     d0 = int(np.searchsorted(starts, lo, side="right")) - 1
     d1 = int(np.searchsorted(starts, hi, side="left"))
     offsets = np.maximum(starts[d0:d1], lo) - lo
@@ -227,20 +211,19 @@ def document_fingerprint(text: str, config: "MinHashConfig | None") -> tuple[byt
   normalised = normalise_for_exact(text)
   signature = None
   if config is not None:
-    hashes = _shingle_hashes_of_words(normalised.split(), config.ngram, {})
+    hashes = _shingle_hashes_of_words(normalised.split(), config.ngram)
     signature = signatures_from_hashes([hashes], config)[0]
   return hashlib.blake2b(normalised.encode(), digest_size=16).digest(), signature
 
 
 def minhash_signatures(texts: Sequence[str], config: MinHashConfig = MinHashConfig()) -> np.ndarray:
   """[len(texts), num_perm] uint64 MinHash signatures of the texts' shingle sets."""
-  cache: dict = {}
-  return signatures_from_hashes([shingle_hashes(t, config.ngram, cache) for t in texts], config)
+  return signatures_from_hashes([shingle_hashes(t, config.ngram) for t in texts], config)
 
 
 def band_keys(signatures: np.ndarray, config: MinHashConfig) -> np.ndarray:
   """[n, bands] uint64 bucket keys; the band index is mixed in, so keys are global."""
-  sig = signatures.reshape(len(signatures), config.bands, config.rows)
+  sig = signatures.reshape(len(signatures), config.bands, config.rows).astype(np.uint64)
   h = _mix64(np.arange(config.bands, dtype=np.uint64) + np.uint64(config.seed))
   h = np.broadcast_to(h, sig.shape[:2])
   for r in range(config.rows):
@@ -332,8 +315,7 @@ def near_duplicate_candidates(docs: Sequence[dict], config: MinHashConfig = MinH
 
   The Jaccard is estimated from signatures or exact over shingle hashes, per `config.verify`.
   """
-  cache: dict = {}
-  hashes = [shingle_hashes(d["text"], config.ngram, cache) for d in docs]
+  hashes = [shingle_hashes(d["text"], config.ngram) for d in docs]
   sig = signatures_from_hashes(hashes, config)
   pairs = candidate_pairs(band_keys(sig, config), config.max_bucket)
   if config.verify == "minhash":

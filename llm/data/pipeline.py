@@ -138,7 +138,7 @@ def _dedup(docs: list[dict], fingerprints: dict, config, stats: CurationStats) -
     minhash = _minhash_config(config)
     remaining = [i for i in ids if i not in dropped]
     signatures = np.stack([fingerprints[i][1] for i in remaining]) if remaining else (
-        np.zeros((0, minhash.num_perm), np.uint64))
+        np.zeros((0, minhash.num_perm), np.uint32))
     n = len(remaining)
     find = functools.partial(pairs_in_buckets, n=n, max_bucket=minhash.max_bucket)
     partitions = bucket_records(band_keys(signatures, minhash), max(config.workers, 1))

@@ -15,6 +15,11 @@ import ftfy.chardata
 _FTFY = ftfy.TextFixerConfig(fix_latin_ligatures=False, fix_character_width=False,
                              uncurl_quotes=False, normalization="NFC", explain=False)
 _FTFY_NO_ENCODING = _FTFY._replace(fix_encoding=False)
+# Every alternative of ftfy's mojibake pattern (BADNESS_RE) needs one of these characters: its
+# character categories or a non-ASCII character it names. Text with none is not bad.
+_MAYBE_MOJIBAKE = re.compile(
+    "[" + "".join(ftfy.badness.MOJIBAKE_CATEGORIES.values()) +
+    "".join(sorted({c for c in ftfy.badness.BADNESS_RE.pattern if not c.isascii()})) + "]")
 # What ftfy's character fixes act on: controls it removes, C1 controls, line separators and
 # carriage returns, surrogates.
 _TOUCHED_BY_FIXES = re.compile(
@@ -43,7 +48,7 @@ def repair_text(text: str) -> str:
     return ftfy.fix_text(text, _FTFY)
   if text.isascii():
     return text  # every remaining fix and NFC leave ASCII unchanged (controls: below)
-  if ftfy.badness.is_bad(text):
+  if _MAYBE_MOJIBAKE.search(text) and ftfy.badness.is_bad(text):
     return ftfy.fix_text(text, _FTFY)
   if not _TOUCHED_BY_FIXES.search(text) and unicodedata.is_normalized("NFC", text):
     return text  # no character any remaining fix acts on, and already NFC

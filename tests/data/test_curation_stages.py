@@ -28,6 +28,21 @@ def test_repair_text_equals_ftfy_line_by_line_on_real_and_broken_text():
     assert repair_text(text) == ftfy.fix_text(text, _FTFY), text[:80]
 
 
+def test_mojibake_prefilter_never_hides_bad_text():
+  import random
+  import ftfy.badness
+  from llm.data.normalize import _MAYBE_MOJIBAKE
+  rng = random.Random(0)
+  pool = "".join(map(chr, range(0x20, 0x3000)))  # Latin, Greek, Cyrillic, symbols, box, CJK
+  samples = ["".join(rng.choice(pool) for _ in range(rng.randint(2, 6))) for _ in range(60000)]
+  samples += [s.encode("utf-8").decode(encoding, errors="replace")  # real mojibake
+              for s in ("café “quoted” — naïve", "Привет мир", "日本語のテキスト", "ΑΒΓ αβγ")
+              for encoding in ("latin-1", "cp1252", "cp1251", "cp1253", "mac_roman")]
+  bad = [s for s in samples if ftfy.badness.is_bad(s)]
+  assert len(bad) >= 500
+  assert all(_MAYBE_MOJIBAKE.search(s) for s in bad)
+
+
 def test_normalize_repairs_mojibake_nfc_and_controls():
   assert normalize_text("caf\u00c3\u00a9\x00 A\u030a\r\nb\ud800") == "café Å\nb?"
   assert normalize_text("AT&amp;T \x1b[1mbold\x1b[0m") == "AT&T bold"

@@ -26,7 +26,7 @@ def default_curation_config() -> ml_collections.ConfigDict:
   c.executor = "local"                      # "local" (process pool) or "ray"
   c.ray_address = ""                        # "" starts a local Ray; "auto" joins a cluster
   c.workers = 2
-  c.chunk_size = 64
+  c.read_shards = 8                         # units per packaged source handed to workers
   c.langid = ml_collections.ConfigDict({"min_score": 0.5, "keep": []})
   c.pii = True
   # Model-based quality: per-character perplexity under an n-gram model of a clean reference

@@ -9,6 +9,7 @@ import functools
 import logging
 import os
 import time
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -25,54 +26,85 @@ from llm.data.sources import load_documents
 from llm.data.stats import CurationStats, write_report
 
 _READERS = {"jsonl": readers.read_jsonl, "text": readers.read_text_folder,
-            "parquet": readers.read_parquet, "warc": readers.read_warc}
+            "parquet": readers.read_parquet, "warc": readers.read_warc,
+            "tfds": readers.read_tfds}
 
 
-def read_all(config, stats: CurationStats):
-  """Documents from the packaged sources and from `config.inputs` ("kind:path" entries)."""
-  for name, max_chars in config.sources.items():
-    for doc in load_documents(name, max_chars):
-      doc.setdefault("meta", {})
-      stats.read[name] += 1
-      yield doc
-  for spec in config.inputs:
-    kind, _, path = spec.partition(":")
+def read_units(config) -> Iterator[tuple]:
+  """What workers get, in output order: each packaged source, loaded here, as
+  `config.read_shards` slices of documents; each `config.inputs` file ("kind:path"), which
+  the worker reads itself. Units do not depend on the number of workers, so neither does the
+  output; at scale, inputs come as many files."""
+  inputs = [spec.partition(":")[::2] for spec in config.inputs]
+  for spec, (kind, _) in zip(config.inputs, inputs):  # fail here, before any work
     if kind not in _READERS:
       raise ValueError(f"config.inputs entry {spec!r}: unknown reader {kind!r}; use one of "
                        f"{sorted(_READERS)} as 'kind:path'")
-    source = os.path.basename(path).split(".")[0]  # "crawl.warc.gz" -> "crawl"
-    skipped = collections.Counter()
-    for doc in _READERS[kind](path, source, skipped):
-      stats.read[source] += 1
-      yield doc
-    for reason, count in skipped.items():
-      stats.removed[reason] += count
+  return _units(config, inputs)
 
 
-def curate(config, out_dir: str, progress_every: int = 2000) -> dict:
+def _units(config, inputs: list[tuple[str, str]]) -> Iterator[tuple]:
+  for name, max_chars in config.sources.items():
+    docs = load_documents(name, max_chars)
+    size = max(1, -(-len(docs) // config.read_shards))
+    for start in range(0, len(docs), size):
+      yield ("documents", name, docs[start:start + size])
+  for kind, path in inputs:
+    yield ("file", kind, path)
+
+
+def read_unit(unit: tuple, skipped: collections.Counter) -> tuple[str, Iterable[dict]]:
+  """(source name, documents) of one unit; unreadable records are counted in `skipped`."""
+  origin, first, second = unit
+  if origin == "documents":
+    return first, second
+  kind, path = first, second
+  # "crawl.warc.gz" -> "crawl"; "tfds:wiki40b/en:train" -> "wiki40b"
+  if kind == "tfds":
+    source = path.split("/")[0].split(":")[0]
+  else:
+    source = os.path.basename(path).split(".")[0]
+  return source, _READERS[kind](path, source, skipped)
+
+
+def _curate_unit(unit: tuple, settings: StageSettings, minhash: MinHashConfig | None):
+  """Reads one unit and runs the per-document stages on it, in a worker: (source, documents
+  read, unreadable records by reason, [(document, reason, events, fingerprint), ...])."""
+  skipped = collections.Counter()
+  source, docs = read_unit(unit, skipped)
+  results = [_process_and_fingerprint(doc, settings, minhash)
+             for doc in docs]
+  return source, len(results), skipped, results
+
+
+def curate(config, out_dir: str) -> dict:
   """Runs the whole curation; returns the stats dict (also in out_dir/stats.json)."""
   check_rules(config)
   os.makedirs(out_dir, exist_ok=True)
   with executor_session(config.executor, config.workers, config.ray_address):
-    return _curate(config, out_dir, progress_every)
+    return _curate(config, out_dir)
 
 
-def _curate(config, out_dir: str, progress_every: int) -> dict:
+def _curate(config, out_dir: str) -> dict:
   stats, kept, fingerprints, started = CurationStats(), [], {}, time.perf_counter()
-  step = functools.partial(_process_and_fingerprint, config=StageSettings.from_config(config),
+  step = functools.partial(_curate_unit, settings=StageSettings.from_config(config),
                            minhash=_minhash_config(config) if config.dedup.near else None)
-  with ordered_map(step, read_all(config, stats), config.executor, config.workers,
-                   config.chunk_size, config.ray_address) as results:
-    for i, (doc, reason, events, fingerprint) in enumerate(results, 1):
-      stats.events.update(events)
-      if reason:
-        stats.drop(doc, reason)
-      else:
-        kept.append(doc)
-        fingerprints[doc["id"]] = fingerprint
-      if i % progress_every == 0:
-        logging.info("%d documents processed, %d kept (%.0f docs/s)", i, len(kept),
-                     i / (time.perf_counter() - started))
+  units, processed = read_units(config), 0
+  with ordered_map(step, units, config.executor, config.workers, 1,
+                   config.ray_address) as unit_results:
+    for i, (source, read, skipped, results) in enumerate(unit_results, 1):
+      stats.read[source] += read
+      stats.removed.update(skipped)
+      for doc, reason, events, fingerprint in results:
+        stats.events.update(events)
+        if reason:
+          stats.drop(doc, reason)
+        else:
+          kept.append(doc)
+          fingerprints[doc["id"]] = fingerprint
+      processed += read
+      logging.info("read unit %d (%s): %d documents processed, %d kept (%.0f docs/s)", i,
+                   source, processed, len(kept), processed / (time.perf_counter() - started))
   kept = _model_quality(kept, config, stats)
   stats.seconds["per_document_stages"] = time.perf_counter() - started
   kept = _dedup(kept, fingerprints, config, stats)

@@ -108,3 +108,35 @@ def read_warc(path: str, source: str, skipped: collections.Counter,
       yield make_document(record.rec_headers.get_header("WARC-Record-ID") or url, text, source,
                           license=license, url=url, domain=urlparse(url).hostname or "",
                           title=getattr(extracted, "title", None) or "")
+
+
+def read_tfds(spec: str, source: str, skipped: collections.Counter,
+              text_field: str = "text", license: str = "unknown") -> Iterator[dict]:
+  """Examples of a prepared tensorflow-datasets dataset, spec "NAME[:SPLIT]" (split "train" by
+  default), from $TFDS_DATA_DIR or tfds's default folder; nothing is downloaded.
+
+  Needs TensorFlow and tensorflow-datasets (not installed by default). Byte strings are decoded
+  as UTF-8 with replacement; other scalar features go to meta.
+  """
+  try:
+    import tensorflow_datasets as tfds
+  except ImportError as error:
+    raise ImportError(f"the tfds input {spec!r} needs TensorFlow Datasets: pip install "
+                      "tensorflow tensorflow-datasets") from error
+  name, _, split = spec.partition(":")
+  try:
+    dataset = tfds.load(name, split=split or "train", download=False)
+  except Exception as error:  # tfds raises its own types for a dataset that is not prepared
+    raise FileNotFoundError(f"tfds dataset {name!r} is not prepared locally ({error}); build "
+                            f"it where there is network (`tfds build {name}`) and point "
+                            "TFDS_DATA_DIR at its folder") from error
+  for i, example in enumerate(tfds.as_numpy(dataset)):
+    text = example.get(text_field)
+    if isinstance(text, bytes):
+      text = decode_bytes(text)
+    if not isinstance(text, str):
+      skipped["tfds:no_text"] += 1
+      continue
+    meta = {k: decode_bytes(v) if isinstance(v, bytes) else v for k, v in example.items()
+            if k != text_field and isinstance(v, (bytes, str, int, float, bool))}
+    yield make_document(f"{name}:{split or 'train'}:{i}", text, source, license=license, **meta)

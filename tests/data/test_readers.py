@@ -77,3 +77,34 @@ def test_warc_yields_main_text_without_navigation(tmp_path):
   for boilerplate in ("Home", "About us", "Sign in", "Copyright", "All rights reserved"):
     assert boilerplate not in text
   assert meta["domain"] == "news.example.com" and meta["url"].endswith("/river")
+
+
+def test_tfds_reader_without_tensorflow_names_the_install(monkeypatch):
+  import sys
+  from llm.data.readers import read_tfds
+  monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # as if not installed
+  with pytest.raises(ImportError, match="pip install tensorflow tensorflow-datasets"):
+    list(read_tfds("imdb_reviews", "imdb", collections.Counter()))
+
+
+def test_tfds_reader_turns_examples_into_documents(monkeypatch):
+  """The adapter over tfds's API (load + as_numpy), with a stand-in module: decoding, meta,
+  ids, and counting examples without text."""
+  import sys
+  import types
+  from llm.data.readers import read_tfds
+  calls = {}
+
+  def load(name, split, download):
+    calls.update(name=name, split=split, download=download)
+    return [{"text": "caf\u00e9 ok".encode(), "label": 1, "title": b"T"}, {"label": 0},
+            {"text": b"\xff broken"}]
+
+  fake = types.SimpleNamespace(load=load, as_numpy=iter)
+  monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+  skipped = collections.Counter()
+  docs = list(read_tfds("imdb_reviews:test", "imdb", skipped, license="CC0"))
+  assert calls == {"name": "imdb_reviews", "split": "test", "download": False}
+  assert [d["text"] for d in docs] == ["café ok", "\ufffd broken"]
+  assert docs[0]["meta"] == {"license": "CC0", "label": 1, "title": "T"}
+  assert docs[0]["id"] == "imdb_reviews:test:0" and skipped == {"tfds:no_text": 1}

@@ -81,7 +81,7 @@ def test_ray_executor_gives_the_same_output_as_local(tmp_path):
   pytest.importorskip("ray")
   local = curate(_config(tmp_path), str(tmp_path / "local"))
   config = _config(tmp_path, workers=2)
-  config.executor, config.chunk_size = "ray", 16
+  config.executor = "ray"
   on_ray = curate(config, str(tmp_path / "ray"))
   for key in ("removed", "kept_by_source", "events", "mixture"):
     assert local[key] == on_ray[key], key
@@ -138,7 +138,7 @@ def test_pipeline_near_dedup_drops_what_near_duplicates_drops(tmp_path):
   (tmp_path / "planted.jsonl").write_text("\n".join(json.dumps(d) for d in docs))
   c = default_curation_config()
   c.sources, c.inputs = {}, [f"jsonl:{tmp_path / 'planted.jsonl'}"]
-  c.workers, c.chunk_size = 2, 8
+  c.workers = 2
   c.dedup.update(bands=EDITED_COPIES.bands, rows=EDITED_COPIES.rows,
                  threshold=EDITED_COPIES.threshold)
   stats = curate(c, str(tmp_path / "out"))

@@ -40,7 +40,7 @@ def keep_line(line: str, lang: str = "en", config: C4Config = C4Config()) -> boo
   lowered = line.lower()
   if not line.endswith(text_stats.terminal_punct(lang, config.terminal_punct)):
     return False
-  if len(text_stats.split_words(line, lang)) < config.min_words_per_line:
+  if len(text_stats.word_list(line, lang)) < config.min_words_per_line:
     return False
   if any(word in lowered for word in config.line_drop_words):
     return False

@@ -32,12 +32,15 @@ def is_cjk(lang: str) -> bool:
   return lang in CJK_LANGS
 
 
+def word_list(text: str, lang: str = "en") -> list[str]:
+  """Words of `text`: CJK characters one by one for "zh"/"ja", whitespace tokens otherwise."""
+  return _CJK_TOKEN.findall(text) if is_cjk(lang) else text.split()
+
+
 @functools.lru_cache(maxsize=4)  # rules of one document share these
 def split_words(text: str, lang: str = "en") -> tuple[str, ...]:
-  """Words of `text`: CJK characters one by one for "zh"/"ja", whitespace tokens otherwise."""
-  if is_cjk(lang):
-    return tuple(_CJK_TOKEN.findall(text))
-  return tuple(text.split())
+  """`word_list`, cached for the few texts in use (the rules of one document)."""
+  return tuple(word_list(text, lang))
 
 
 @functools.lru_cache(maxsize=1 << 17)

@@ -12,7 +12,7 @@ from ml_collections import config_flags
 from llm.align.sft import SFTTask, read_pairs, sft_rows
 from llm.data.prepare import prepare_lm_data
 from llm.runtime import configure_logging, validated
-from llm.tokenizer import Tokenizer, train_tokenizer
+from llm.tokenizer import load_tokenizer, train_tokenizer
 from llm.train.lm_task import LMTask
 from llm.train.loop import train
 
@@ -29,7 +29,7 @@ def build_task(config, workdir: str):
   pairs = read_pairs(config.data.sft_path)
   own_tokenizer = os.path.join(workdir, "sft_tokenizer.model")
   if config.data.tokenizer_path or os.path.exists(own_tokenizer):  # a resumed run keeps its own
-    tokenizer = Tokenizer(config.data.tokenizer_path or own_tokenizer)
+    tokenizer = load_tokenizer(config.data.tokenizer_path or own_tokenizer)
   else:
     tokenizer = train_tokenizer([p + r for p, r in pairs], config.data.tokenizer_vocab_size,
                                 own_tokenizer)

@@ -11,7 +11,7 @@ import os
 
 from llm.data.packing import load_rows, pack_documents, save_rows
 from llm.data.sources import is_heldout, load_documents
-from llm.tokenizer import Tokenizer, train_tokenizer
+from llm.tokenizer import load_tokenizer, train_tokenizer
 
 
 def prepare_lm_data(data_config, workdir: str):
@@ -31,7 +31,7 @@ def prepare_lm_data(data_config, workdir: str):
       raise ValueError(f"{data_dir} was prepared with a different data config "
                        f"(changed: {', '.join('data.' + k for k in changed)}); use a new "
                        "--workdir, or delete that folder to rebuild it")
-    return Tokenizer(tok_path), load_rows(train_path), load_rows(heldout_path)
+    return load_tokenizer(tok_path), load_rows(train_path), load_rows(heldout_path)
 
   only = tuple(s for s in data_config.curated_sources.split(",") if s)
   docs = load_documents(data_config.source, data_config.max_chars, only)
@@ -43,7 +43,7 @@ def prepare_lm_data(data_config, workdir: str):
   logging.info("documents: %d train, %d held-out (%d chars)", len(train), len(heldout),
                sum(len(d["text"]) for d in docs))
   if os.path.exists(tok_path):
-    tokenizer = Tokenizer(tok_path)
+    tokenizer = load_tokenizer(tok_path)
   else:
     tokenizer = train_tokenizer([d["text"] for d in train], data_config.tokenizer_vocab_size,
                                 tok_path)

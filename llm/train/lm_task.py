@@ -45,7 +45,9 @@ class LMTask:
     return loss, {"weight": num_tokens}
 
   def train_batches(self, seed: int):
-    return train_batches(self.train_rows, self.config.train.batch_size, seed)
+    """This process's share of each global batch of train.batch_size rows."""
+    return train_batches(self.train_rows, self.config.train.batch_size, seed,
+                         jax.process_index(), jax.process_count())
 
   def eval_batches(self):
     if self.eval_rows is None:

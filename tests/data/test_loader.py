@@ -1,4 +1,5 @@
-"""Batch iterators: deterministic, resumable from saved state, epochs reshuffled."""
+"""Batch iterators: deterministic, resumable from saved state (on any process count), epochs
+reshuffled, each process reading its own part of every global batch."""
 
 import numpy as np
 import pytest
@@ -11,16 +12,45 @@ def _rows(n=10):
           "loss_mask": np.ones((n, 2), np.int32)}
 
 
-def test_restored_iterator_continues_identically():
-  it = train_batches(_rows(), batch_size=3, seed=7)
-  for _ in range(4):
-    next(it)
-  state = it.get_state()
-  expected = [next(it)["inputs"] for _ in range(5)]
-  resumed = train_batches(_rows(), batch_size=3, seed=7)
+def _take(iterator, count):
+  return [next(iterator)["inputs"] for _ in range(count)]
+
+
+def test_resume_after_k_batches_gives_the_next_fifty():
+  rows = _rows(37)
+  uninterrupted = _take(train_batches(rows, batch_size=4, seed=7), 7 + 50)
+  first = train_batches(rows, batch_size=4, seed=7)
+  _take(first, 7)
+  state = first.get_state()
+  resumed = train_batches(rows, batch_size=4, seed=7)
   resumed.set_state(state)
-  for want in expected:
-    np.testing.assert_array_equal(next(resumed)["inputs"], want)
+  for want, got in zip(uninterrupted[7:], _take(resumed, 50)):
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_processes_split_each_global_batch_and_resume_on_another_count(processes):
+  rows = _rows(37)
+  single = _take(train_batches(rows, batch_size=8, seed=3), 12)
+  parts = [train_batches(rows, batch_size=8, seed=3, shard_index=p, shard_count=processes)
+           for p in range(processes)]
+  for step in range(6):
+    local = [next(part)["inputs"] for part in parts]
+    assert all(len(x) == 8 // processes for x in local)
+    np.testing.assert_array_equal(np.concatenate(local), single[step])
+  state = parts[0].get_state()  # saved by a run on `processes` processes ...
+  alone = train_batches(rows, batch_size=8, seed=3)  # ... resumed on one
+  alone.set_state(state)
+  for want, got in zip(single[6:], _take(alone, 6)):
+    np.testing.assert_array_equal(got, want)
+
+
+def test_uneven_split_and_changed_data_are_clear_errors():
+  with pytest.raises(ValueError, match="split evenly over 3 processes"):
+    train_batches(_rows(), batch_size=4, seed=0, shard_index=0, shard_count=3)
+  state = train_batches(_rows(10), batch_size=2, seed=0).get_state()
+  with pytest.raises(ValueError, match="same seed, data and train.batch_size"):
+    train_batches(_rows(12), batch_size=2, seed=0).set_state(state)
 
 
 def test_each_epoch_is_a_permutation_of_all_rows():

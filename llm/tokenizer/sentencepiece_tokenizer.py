@@ -3,7 +3,7 @@ byte-exact, and our special tokens as control symbols (never produced from text)
 
 import io
 import os
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import sentencepiece as spm
 
@@ -44,10 +44,30 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, model_path: str,
   return SentencePieceTokenizer(model_path)
 
 
+def training_pieces(texts: Iterable[str], max_chars: int = 4096) -> Iterator[str]:
+  """Texts cut at line ends into pieces of at most `max_chars` (longer lines are cut too):
+  SentencePiece silently skips any training "sentence" longer than max_sentence_length."""
+  for text in texts:
+    piece = ""
+    for line in text.splitlines(keepends=True):
+      while len(line) > max_chars:
+        if piece:
+          yield piece
+          piece = ""
+        yield line[:max_chars]
+        line = line[max_chars:]
+      if len(piece) + len(line) > max_chars:
+        yield piece
+        piece = ""
+      piece += line
+    if piece:
+      yield piece
+
+
 def _train(texts, model, vocab_size, model_type, extra_control_tokens, character_coverage,
            threads) -> None:
   spm.SentencePieceTrainer.train(
-      sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
+      sentence_iterator=training_pieces(texts), model_writer=model, vocab_size=vocab_size,
       model_type=model_type, character_coverage=character_coverage, byte_fallback=True,
       split_digits=True,
       normalization_rule_name="identity", remove_extra_whitespaces=False,

@@ -93,3 +93,11 @@ def test_bad_settings_are_clear_errors(tmp_path):
     train_tokenizer(mixed_texts(100_000), 1000, str(tmp_path / "b.model"))
   with pytest.raises(FileNotFoundError, match="tokenizer_path"):
     load_tokenizer(str(tmp_path / "missing.model"))
+
+
+def test_training_pieces_keep_every_character_within_the_limit():
+  from llm.tokenizer.sentencepiece_tokenizer import training_pieces
+  texts = ["short\n", "a" * 10_000 + "\nline two\n" + "b" * 30, ""]
+  pieces = list(training_pieces(texts, max_chars=4096))
+  assert all(0 < len(p) <= 4096 for p in pieces)
+  assert "".join(pieces) == "".join(texts)

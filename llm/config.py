@@ -61,6 +61,12 @@ def default_config() -> ml_collections.ConfigDict:
   d.seq_len = 256
   d.tokenizer_vocab_size = 2048
   d.tokenizer_path = ""          # an existing sentencepiece model; empty trains one in the workdir
+  d.tokenizer_type = "bpe"       # "bpe" or "unigram", when one is trained
+  d.fim_rate = 0.0               # share of train documents rearranged for fill-in-the-middle
+  d.fim_spm_rate = 0.5           # share of those in SPM rather than PSM order
+  d.instruction_share = 0.0      # share of train characters from chat-templated conversations
+  d.instruction_source = "sharegpt"
+  d.pack_workers = 2             # processes that tokenize and pack
   d.curated_sources = ""         # with source="curated:DIR": comma-separated sources to use
   d.sft_path = ""                # JSONL of {"prompt", "response"} records, for train.task="sft"
 
@@ -152,6 +158,14 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if not 0.0 < d.heldout_fraction < 1.0:
     _fail("data.heldout_fraction", f"must lie in (0, 1), got {d.heldout_fraction}",
           "Use e.g. 0.02.")
+  for name in ("fim_rate", "fim_spm_rate"):
+    if not 0.0 <= d[name] <= 1.0:
+      _fail(f"data.{name}", f"must lie in [0, 1], got {d[name]}", "Use e.g. 0.5.")
+  if not 0.0 <= d.instruction_share < 1.0:
+    _fail("data.instruction_share", f"must lie in [0, 1), got {d.instruction_share}",
+          "The seed suggests about 0.01.")
+  if d.tokenizer_type not in ("bpe", "unigram"):
+    _fail("data.tokenizer_type", f"unknown type {d.tokenizer_type!r}", "Use bpe or unigram.")
   if t.batch_size % t.grad_accum:
     _fail("train.batch_size", f"{t.batch_size} is not divisible by train.grad_accum="
           f"{t.grad_accum}", "Each micro-batch must hold the same number of sequences.")

@@ -64,9 +64,10 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_conf
     config.data.curated_sources = ",".join(pretrain_sources)
   logging.info("[1/4] data: documents -> tokenizer -> packed rows")
   tokenizer, train_rows, heldout_rows = prepare_lm_data(config.data, workdir)
-  report["data"] = {"train_rows": int(len(train_rows["inputs"])),
+  report["data"] = {"train_rows": len(train_rows),
+                    "packing_efficiency": round(train_rows.manifest["packing_efficiency"], 4),
                     "heldout_rows": int(len(heldout_rows["inputs"])),
-                    "train_tokens": int(train_rows["loss_mask"].sum()),
+                    "train_tokens": train_rows.manifest["tokens"],
                     "tokenizer_vocab": tokenizer.vocab_size}
 
   logging.info("[2/4] pretraining %s for %d steps", config.name, config.train.steps)
@@ -87,7 +88,8 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_conf
   model = task.model(params)
   report["heldout"] = dict(
       model_perplexity(model, heldout_rows, config.train.batch_size),
-      unigram_perplexity=unigram_perplexity(train_rows, heldout_rows, config.model.vocab_size))
+      unigram_perplexity=unigram_perplexity(train_rows.to_arrays(), heldout_rows,
+                                            config.model.vocab_size))
 
   logging.info("[4/4] sampling")
   samples = []

@@ -1,26 +1,45 @@
 """From a named text source to a trained tokenizer and packed train/held-out rows in the workdir.
 
-Outputs are cached (tokenizer.model, train_rows.npz, heldout_rows.npz) with a manifest of the data
-config that made them, so a resumed run reuses exactly the same token data, and a changed data
-config on the same workdir is an error rather than a silent reuse.
+Outputs are cached (tokenizer.model, train/ and heldout/ array_record folders) with a manifest
+of the data config that made them, so a resumed run reuses exactly the same token data, and a
+changed data config on the same workdir is an error rather than a silent reuse.
+
+Train documents may get fill-in-the-middle (data.fim_rate) and chat-templated conversations
+mixed in at data.instruction_share of the characters.
 """
 
 import json
 import logging
 import os
 
-from llm.data.packing import load_rows, pack_documents, save_rows
+from llm.data.packaged import sharegpt_conversations
 from llm.data.sources import is_heldout, load_documents
+from llm.data.tokenize_pack import PackSettings, PackedRows, tokenize_and_pack
 from llm.tokenizer import load_tokenizer, train_tokenizer
 
 
+def instruction_conversations(source: str, share: float, pretraining_chars: int) -> list:
+  """Conversations making up `share` of all characters next to `pretraining_chars`."""
+  if share <= 0:
+    return []
+  if source != "sharegpt":
+    raise ValueError(f"data.instruction_source={source!r}: only 'sharegpt' is packaged")
+  budget, chosen, size = share / (1 - share) * pretraining_chars, [], 0
+  for conversation in sharegpt_conversations():
+    if size >= budget:
+      break
+    chosen.append(conversation["turns"])
+    size += sum(len(t["content"]) for t in conversation["turns"])
+  return chosen
+
+
 def prepare_lm_data(data_config, workdir: str):
-  """Returns (tokenizer, train_rows, heldout_rows), building whatever the workdir lacks."""
+  """Returns (tokenizer, train_rows: PackedRows, heldout_rows: dict of arrays), building
+  whatever the workdir lacks."""
   data_dir = os.path.join(workdir, "data")
   os.makedirs(data_dir, exist_ok=True)
   tok_path = data_config.tokenizer_path or os.path.join(data_dir, "tokenizer.model")
-  train_path = os.path.join(data_dir, "train_rows.npz")
-  heldout_path = os.path.join(data_dir, "heldout_rows.npz")
+  train_dir, heldout_dir = os.path.join(data_dir, "train"), os.path.join(data_dir, "heldout")
   manifest_path = os.path.join(data_dir, "manifest.json")
   manifest = json.loads(data_config.to_json(sort_keys=True))
   if os.path.exists(manifest_path):
@@ -31,12 +50,13 @@ def prepare_lm_data(data_config, workdir: str):
       raise ValueError(f"{data_dir} was prepared with a different data config "
                        f"(changed: {', '.join('data.' + k for k in changed)}); use a new "
                        "--workdir, or delete that folder to rebuild it")
-    return load_tokenizer(tok_path), load_rows(train_path), load_rows(heldout_path)
+    return (load_tokenizer(tok_path), PackedRows(train_dir),
+            PackedRows(heldout_dir).to_arrays())
 
   only = tuple(s for s in data_config.curated_sources.split(",") if s)
   docs = load_documents(data_config.source, data_config.max_chars, only)
-  heldout = [d for d in docs if is_heldout(d["id"], data_config.heldout_fraction)]
-  train = [d for d in docs if not is_heldout(d["id"], data_config.heldout_fraction)]
+  heldout = [d["text"] for d in docs if is_heldout(d["id"], data_config.heldout_fraction)]
+  train = [d["text"] for d in docs if not is_heldout(d["id"], data_config.heldout_fraction)]
   if not heldout or not train:
     raise ValueError(f"data.heldout_fraction={data_config.heldout_fraction} left "
                      f"{len(train)} train and {len(heldout)} held-out documents; both must be > 0")
@@ -45,13 +65,20 @@ def prepare_lm_data(data_config, workdir: str):
   if os.path.exists(tok_path):
     tokenizer = load_tokenizer(tok_path)
   else:
-    tokenizer = train_tokenizer([d["text"] for d in train], data_config.tokenizer_vocab_size,
-                                tok_path)
-  for path, split in ((train_path, train), (heldout_path, heldout)):
-    rows = pack_documents([tokenizer.encode(d["text"]) for d in split], data_config.seq_len,
-                          tokenizer.eos_id, tokenizer.pad_id, tokenizer.bos_id)
-    save_rows(path, rows)
+    tokenizer = train_tokenizer(train, data_config.tokenizer_vocab_size, tok_path,
+                                model_type=data_config.tokenizer_type)
+  chats = instruction_conversations(data_config.instruction_source,
+                                    data_config.instruction_share, sum(map(len, train)))
+  settings = PackSettings(data_config.seq_len, data_config.fim_rate, data_config.fim_spm_rate,
+                          seed=0)
+  for folder, items, fim in ((train_dir, train + chats, True), (heldout_dir, heldout, False)):
+    packed = tokenize_and_pack(items, tok_path, folder,
+                               settings if fim else PackSettings(data_config.seq_len),
+                               shards=8, workers=data_config.pack_workers)
+    logging.info("%s: %d rows of %d, packing efficiency %.3f, layouts %s", folder,
+                 packed["rows"], data_config.seq_len, packed["packing_efficiency"],
+                 packed["layouts"])
   with open(manifest_path + ".tmp", "w", encoding="utf-8") as f:
     json.dump(manifest, f, indent=2)
   os.replace(manifest_path + ".tmp", manifest_path)  # written last: marks the data complete
-  return tokenizer, load_rows(train_path), load_rows(heldout_path)
+  return tokenizer, PackedRows(train_dir), PackedRows(heldout_dir).to_arrays()

@@ -19,6 +19,7 @@ import numpy as np
 from llm.data.executors import ordered_map
 from llm.data.packing import ROW_KEYS, pack_documents
 from llm.tokenizer import load_tokenizer
+from llm.tokenizer.chat import render_chat
 from llm.tokenizer.fim import fim_document
 
 MANIFEST = "packed.json"
@@ -46,10 +47,13 @@ def _pack_shard(job: tuple, tokenizer_path: str, settings: PackSettings, out_dir
   from array_record.python.array_record_module import ArrayRecordWriter
   shard, first_index, texts = job
   tokenizer = load_tokenizer(tokenizer_path)
-  docs, modes = [], {"none": 0, "psm": 0, "spm": 0}
-  for i, text in enumerate(texts):
-    rng = np.random.default_rng([settings.seed, first_index + i])
-    ids, mode = fim_document(text, tokenizer, rng, settings.fim_rate, settings.fim_spm_rate)
+  docs, modes = [], {"none": 0, "psm": 0, "spm": 0, "chat": 0}
+  for i, item in enumerate(texts):
+    if isinstance(item, str):
+      rng = np.random.default_rng([settings.seed, first_index + i])
+      ids, mode = fim_document(item, tokenizer, rng, settings.fim_rate, settings.fim_spm_rate)
+    else:  # a conversation: its chat template, with the control ids it inserts
+      ids, mode = render_chat(tokenizer, item)[0], "chat"
     docs.append(ids)
     modes[mode] += 1
   rows = pack_documents(docs, settings.seq_len, tokenizer.eos_id, tokenizer.pad_id,
@@ -63,13 +67,15 @@ def _pack_shard(job: tuple, tokenizer_path: str, settings: PackSettings, out_dir
   os.replace(path + ".tmp", path)
   real = int((rows["segment_ids"] > 0).sum())
   return {"path": path, "documents": len(texts), "rows": int(len(rows["inputs"])),
+          "max_token_id": max((max(d) for d in docs if d), default=0),
           "tokens": sum(len(d) for d in docs), "real_slots": real,
-          "trained_tokens": int(rows["loss_mask"].sum()), "fim": modes}
+          "trained_tokens": int(rows["loss_mask"].sum()), "layouts": modes}
 
 
-def tokenize_and_pack(texts: list[str], tokenizer_path: str, out_dir: str,
+def tokenize_and_pack(texts: list, tokenizer_path: str, out_dir: str,
                       settings: PackSettings, shards: int = 8, workers: int = 1) -> dict:
-  """Writes the packed shards and packed.json; returns the manifest."""
+  """Writes the packed shards and packed.json; returns the manifest. Items are document texts
+  (FIM may rearrange them) or conversations (lists of {"role", "content"}: chat template)."""
   os.makedirs(out_dir, exist_ok=True)
   size = max(1, -(-len(texts) // shards))
   jobs = [(s, s * size, texts[s * size:(s + 1) * size]) for s in range(shards)]
@@ -86,7 +92,9 @@ def tokenize_and_pack(texts: list[str], tokenizer_path: str, out_dir: str,
       "shards": [os.path.basename(p["path"]) for p in parts], "rows": rows,
       "documents": sum(p["documents"] for p in parts), "tokens": sum(p["tokens"] for p in parts),
       "packing_efficiency": sum(p["real_slots"] for p in parts) / max(1, rows * settings.seq_len),
-      "fim": {m: sum(p["fim"][m] for p in parts) for m in ("none", "psm", "spm")},
+      "max_token_id": max(p["max_token_id"] for p in parts),
+      "layouts": {m: sum(p["layouts"][m] for p in parts)
+                  for m in ("none", "psm", "spm", "chat")},
       "workers": workers, "seconds": seconds,
       "tokens_per_second": sum(p["tokens"] for p in parts) / seconds}
   with open(os.path.join(out_dir, MANIFEST + ".tmp"), "w", encoding="utf-8") as f:
@@ -115,3 +123,9 @@ class PackedRows:
 
   def __getitem__(self, i: int) -> dict[str, np.ndarray]:
     return decode_row(self._source[i], self.seq_len)
+
+  def to_arrays(self) -> dict[str, np.ndarray]:
+    """Every row in memory, as a dict of [rows, seq_len] arrays (for small splits)."""
+    rows = [self[i] for i in range(len(self))]
+    return {k: np.stack([r[k] for r in rows]) if rows else np.zeros((0, self.seq_len), np.int32)
+            for k in ROW_KEYS}

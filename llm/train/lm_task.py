@@ -19,8 +19,12 @@ class LMTask:
                eval_rows: dict[str, np.ndarray] | None = None):
     vocab = config.model.vocab_size
     for split, rows in (("train", train_rows), ("eval", eval_rows)):
-      if rows is not None and int(rows["inputs"].max(initial=0)) >= vocab:
-        raise ValueError(f"{split} data holds token id {int(rows['inputs'].max())} but "
+      if rows is None:
+        continue
+      top = (rows.manifest["max_token_id"] if hasattr(rows, "manifest")
+             else int(rows["inputs"].max(initial=0)))
+      if top >= vocab:
+        raise ValueError(f"{split} data holds token id {top} but "
                          f"model.vocab_size={vocab}: the tokenizer is larger than the "
                          "embedding table; raise model.vocab_size or use a smaller tokenizer")
     self.config = config

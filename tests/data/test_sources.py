@@ -44,9 +44,10 @@ def test_prepared_data_refuses_a_changed_data_config(tmp_path):
   config.data.max_chars, config.data.tokenizer_vocab_size = 60_000, 512
   config.data.heldout_fraction = 0.2
   tokenizer, train, heldout = prepare_lm_data(config.data, str(tmp_path))
+  train = train.to_arrays()
   assert train["inputs"].shape[1] == 16 and int(train["inputs"].max()) < 512
-  assert (train["inputs"] == tokenizer.bos_id).any()
-  again = prepare_lm_data(config.data, str(tmp_path))[1]
+  assert (train["inputs"] == tokenizer.bos_id).any() and heldout["inputs"].shape[1] == 16
+  again = prepare_lm_data(config.data, str(tmp_path))[1].to_arrays()
   assert (again["inputs"] == train["inputs"]).all()
   config.data.seq_len = 8
   with pytest.raises(ValueError, match="data.seq_len"):

@@ -50,10 +50,25 @@ def test_output_does_not_depend_on_workers_and_fim_is_applied(small_tokenizer, t
                           shards=3, workers=2)
   for shard in one["shards"]:
     assert (tmp_path / "one" / shard).read_bytes() == (tmp_path / "two" / shard).read_bytes()
-  assert one["fim"] == two["fim"] and one["fim"]["psm"] > 0 and one["fim"]["spm"] > 0
-  assert sum(one["fim"].values()) == len(texts)
+  layouts = one["layouts"]
+  assert layouts == two["layouts"] and layouts["psm"] > 0 and layouts["spm"] > 0
+  assert sum(layouts.values()) == len(texts)
 
 
 def test_missing_manifest_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match="tokenize_and_pack"):
     PackedRows(str(tmp_path))
+
+
+def test_conversations_are_packed_with_their_chat_template(small_tokenizer, tmp_path):
+  from llm.tokenizer.base import IM_START
+  from llm.tokenizer.chat import render_chat
+  chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+  manifest = tokenize_and_pack(["Plain text.", chat], small_tokenizer.path, str(tmp_path),
+                               PackSettings(seq_len=64), shards=1)
+  assert manifest["layouts"]["chat"] == 1 and manifest["layouts"]["none"] == 1
+  row = PackedRows(str(tmp_path))[0]
+  chat_ids = render_chat(small_tokenizer, chat)[0]
+  tokens = row["inputs"][row["segment_ids"] == 2].tolist()
+  assert tokens[1:1 + len(chat_ids)] == chat_ids  # after its BOS
+  assert small_tokenizer.special_id(IM_START) in tokens

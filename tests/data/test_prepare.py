@@ -1,0 +1,28 @@
+"""Preparing pretraining data: FIM and chat-templated conversations mixed in by config."""
+
+import pytest
+
+from llm.config import ConfigError, validate
+from llm.data.prepare import prepare_lm_data
+from tests.conftest import micro_config
+
+
+def test_fim_and_instruction_share_reach_the_packed_rows(tmp_path):
+  config = micro_config()
+  d = config.data
+  d.max_chars, d.tokenizer_vocab_size, d.heldout_fraction = 60_000, 512, 0.2
+  d.fim_rate, d.fim_spm_rate, d.instruction_share = 0.5, 0.5, 0.05
+  _, train, _ = prepare_lm_data(d, str(tmp_path))
+  layouts = train.manifest["layouts"]
+  documents = layouts["none"] + layouts["psm"] + layouts["spm"]
+  assert layouts["chat"] > 0 and layouts["psm"] > 0 and layouts["spm"] > 0
+  assert 0.3 < (layouts["psm"] + layouts["spm"]) / documents < 0.7
+
+
+@pytest.mark.parametrize("field,value", [("fim_rate", 1.5), ("instruction_share", 1.0),
+                                         ("tokenizer_type", "wordpiece")])
+def test_bad_data_settings_name_the_field(field, value):
+  config = micro_config()
+  config.data[field] = value
+  with pytest.raises(ConfigError, match=f"data.{field}"):
+    validate(config)

@@ -1,7 +1,7 @@
 """Tokenization throughput: tokens/s for tokenize-and-pack (llm.data.tokenize_pack) with 1 and
 N processes on the packaged real text, in one run.
 
-  python experiments/bench/tokenize.py --json OUT.json [--chars_per_source N]
+  python experiments/bench/tokenization.py --json OUT.json [--chars_per_source N]
 """
 
 import argparse

@@ -28,6 +28,31 @@ def test_resume_after_k_batches_gives_the_next_fifty():
     np.testing.assert_array_equal(got, want)
 
 
+def test_resume_through_an_orbax_checkpoint_of_packed_rows(small_tokenizer, tmp_path):
+  import ml_collections
+  from llm.data.sources import load_documents
+  from llm.data.tokenize_pack import PackSettings, PackedRows, tokenize_and_pack
+  from llm.train.checkpoint import Checkpointer
+  texts = [d["text"] for d in load_documents("shakespeare", 150_000)]
+  tokenize_and_pack(texts, small_tokenizer.path, str(tmp_path / "rows"), PackSettings(64))
+  rows = PackedRows(str(tmp_path / "rows"))
+  uninterrupted = _take(train_batches(rows, batch_size=8, seed=1), 5 + 50)
+  first = train_batches(rows, batch_size=8, seed=1)
+  _take(first, 5)
+  options = ml_collections.ConfigDict({"every_steps": 1, "every_minutes": 60.0, "keep": 2,
+                                       "async_save": True})
+  saver = Checkpointer(str(tmp_path / "ckpt"), options)
+  saver.save(5, {"w": np.zeros(2, np.float32)}, first.get_state())
+  saver.close()
+  loader = Checkpointer(str(tmp_path / "ckpt"), options)
+  _, data_state = loader.restore(loader.latest_step(), {"w": np.zeros(2, np.float32)})
+  loader.close()
+  resumed = train_batches(PackedRows(str(tmp_path / "rows")), batch_size=8, seed=1)
+  resumed.set_state(data_state)
+  for want, got in zip(uninterrupted[5:], _take(resumed, 50)):
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("processes", [2, 4])
 def test_processes_split_each_global_batch_and_resume_on_another_count(processes):
   rows = _rows(37)

@@ -70,6 +70,11 @@ def default_config() -> ml_collections.ConfigDict:
   d.curated_sources = ""         # with source="curated:DIR": comma-separated sources to use
   d.sft_path = ""                # JSONL of {"prompt", "response"} records, for train.task="sft"
 
+  # Device mesh sizes (llm/parallel); one may be -1: the rest of the devices.
+  c.parallel = ml_collections.ConfigDict(
+      {"data": -1, "fsdp": 1, "tensor": 1, "expert": 1, "stage": 1,
+       "num_devices": 0})  # 0: every device; N: the first N (e.g. a 1-device reference)
+
   c.optim = o = ml_collections.ConfigDict()
   o.lr = 3e-3
   o.min_lr_ratio = 0.1

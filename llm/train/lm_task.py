@@ -5,7 +5,8 @@ import numpy as np
 from flax import nnx
 
 from llm.data.loader import eval_batches, train_batches
-from llm.model import build_model
+from llm.model import build_model, param_logical_axes
+from llm.model.factory import abstract_model
 from llm.train.flops import training_flops_per_token
 from llm.train.losses import masked_cross_entropy
 
@@ -47,6 +48,10 @@ class LMTask:
     logits = self.model(trainable)(batch["inputs"], batch["positions"], batch["segment_ids"])
     loss, num_tokens = masked_cross_entropy(logits, batch["targets"], batch["loss_mask"])
     return loss, {"weight": num_tokens}
+
+  def logical_axes(self) -> dict:
+    """Logical axis names of each parameter ("layers/attn/q_proj" -> ("layers", ...))."""
+    return param_logical_axes(abstract_model(self.config.model))
 
   def train_batches(self, seed: int):
     """This process's share of each global batch of train.batch_size rows."""

@@ -20,6 +20,7 @@ from llm.train.checkpoint import Checkpointer
 from llm.train.flops import measure_matmul_peak
 from llm.train.metrics import MetricsWriter
 from llm.train.optimizer import build_optimizer
+from llm.train.placement import place_on_mesh
 from llm.train.step import init_state, make_eval_step, make_train_step
 
 
@@ -56,6 +57,8 @@ def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
   init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   trainable, frozen = task.init(init_rng)
   state = init_state(trainable, tx, state_rng)
+  placement = place_on_mesh(config, task, state, frozen)
+  state, frozen = placement.state, placement.frozen
   batches = task.train_batches(config.seed)
   checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint)
   start = checkpointer.latest_step() or 0
@@ -65,7 +68,7 @@ def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
     logging.info("resumed from the checkpoint at step %d", start)
   end = t.steps if stop_after is None else min(t.steps, stop_after)
 
-  train_step = make_train_step(task, tx, schedule, t.grad_accum)
+  train_step = make_train_step(task, tx, schedule, t.grad_accum, placement.step_shardings)
   eval_step = make_eval_step(task)
   eval_data = task.eval_batches()
   peak = t.peak_flops or measure_matmul_peak(
@@ -100,7 +103,7 @@ def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
   pending = None  # the dispatched step whose metrics are not read yet
   try:
     for number in range(start + 1, end + 1):
-      batch = next(batches)
+      batch = placement.put_batch(next(batches))
       state, device_metrics = train_step(state, frozen, batch)
       # Read the previous step's metrics only now, so the device is never idle waiting for
       # the host to fetch the next batch and dispatch.

@@ -22,8 +22,11 @@ def _weighted_grads(task, params, frozen, batch, rng):
   return scale(grads), loss * weight, scale(metrics), weight
 
 
-def make_train_step(task, tx, schedule, grad_accum: int):
-  """Returns jitted step(state, frozen, batch) -> (state, metrics); `state` is donated."""
+def make_train_step(task, tx, schedule, grad_accum: int, shardings=None):
+  """Returns jitted step(state, frozen, batch) -> (state, metrics); `state` is donated.
+
+  `shardings` = (state, frozen, batch, replicated) NamedShardings pins the layout of the
+  inputs and outputs on the mesh (see llm/parallel); None leaves placement to JAX."""
 
   def step(state, frozen, batch):
     rng = jax.random.fold_in(state["rng"], state["step"])
@@ -53,7 +56,11 @@ def make_train_step(task, tx, schedule, grad_accum: int):
                    learning_rate=schedule(state["step"]), loss_weight=weight)
     return new_state, metrics
 
-  return jax.jit(step, donate_argnums=(0,))
+  if shardings is None:
+    return jax.jit(step, donate_argnums=(0,))
+  state_sh, frozen_sh, batch_sh, replicated = shardings
+  return jax.jit(step, donate_argnums=(0,), in_shardings=(state_sh, frozen_sh, batch_sh),
+                 out_shardings=(state_sh, replicated))
 
 
 def make_eval_step(task):

@@ -1,0 +1,36 @@
+"""Placing the train state and batches on the device mesh (config.parallel, llm/parallel)."""
+
+import dataclasses
+
+import jax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from llm.parallel import batch_sharding, make_mesh, state_shardings
+
+
+@dataclasses.dataclass
+class Placement:
+  mesh: object
+  state: dict
+  frozen: object
+  step_shardings: tuple  # (state, frozen, batch, replicated) for make_train_step
+  batch: NamedSharding
+
+  def put_batch(self, batch: dict) -> dict:
+    """A host batch as one global array split over the data-parallel axes."""
+    return jax.device_put(batch, self.batch)
+
+
+def place_on_mesh(config, task, state: dict, frozen) -> Placement:
+  """Builds the mesh and moves `state` and `frozen` onto it: parameters by their logical
+  axes (`task.logical_axes()`, replicated when the task has none), optimizer state like its
+  parameters, everything else replicated."""
+  mesh = make_mesh(config.parallel)
+  logical = task.logical_axes() if hasattr(task, "logical_axes") else {}
+  shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+  state_sh = state_shardings(shapes, logical, mesh)
+  frozen_sh = jax.tree.map(lambda _: NamedSharding(mesh, P()), frozen)
+  replicated = NamedSharding(mesh, P())
+  batch = batch_sharding(mesh)
+  return Placement(mesh, jax.device_put(state, state_sh), jax.device_put(frozen, frozen_sh),
+                   (state_sh, frozen_sh, batch, replicated), batch)

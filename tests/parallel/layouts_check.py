@@ -1,0 +1,68 @@
+"""Trains the micro model for 3 steps on 8 CPU devices in each layout and on 1 device, and
+prints the largest loss and parameter differences as JSON (run by test_layouts.py in its own
+process, since the device count is fixed when JAX starts).
+
+  python tests/parallel/layouts_check.py LAYOUT [LAYOUT ...]   (e.g. data=2,fsdp=2,tensor=2)
+"""
+
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+import json  # noqa: E402
+import tempfile  # noqa: E402
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from llm.train.lm_task import LMTask  # noqa: E402
+from llm.train.loop import train  # noqa: E402
+from tests.conftest import micro_config  # noqa: E402
+
+
+def rows(n=64, seq=16, vocab=64, seed=0):
+  rng = np.random.default_rng(seed)
+  tokens = rng.integers(4, vocab, size=(n, seq + 1)).astype(np.int32)
+  ones = np.ones((n, seq), np.int32)
+  return {"inputs": tokens[:, :-1], "targets": tokens[:, 1:], "segment_ids": ones,
+          "positions": np.tile(np.arange(seq, dtype=np.int32), (n, 1)), "loss_mask": ones}
+
+
+def run(layout: dict, workdir: str):
+  config = micro_config(num_kv_heads=4, compute_dtype="float32")
+  config.train.steps, config.train.batch_size = 3, 8
+  config.checkpoint.every_steps, config.checkpoint.every_minutes = 1000, 1e6
+  for axis, size in layout.items():
+    config.parallel[axis] = size
+  result = train(config, LMTask(config, rows()), workdir)
+  losses = [h["loss"] for h in result["history"]]
+  state = result["state"]
+  specs = {"mlp.up": state["params"]["layers"]["mlp"]["up"].sharding.spec,
+           "attn.q_proj": state["params"]["layers"]["attn"]["q_proj"].sharding.spec,
+           "embed": state["params"]["embed"].sharding.spec,
+           "adam_mu.mlp.up": state["opt_state"][1][0].mu["layers"]["mlp"]["up"].sharding.spec}
+  params = jax.tree.map(np.asarray, jax.device_get(state["params"]))
+  return losses, params, {k: [list(a) if isinstance(a, tuple) else a for a in v]
+                          for k, v in specs.items()}
+
+
+def main(specs):
+  with tempfile.TemporaryDirectory() as work:
+    ref_losses, ref_params, _ = run({"data": 1, "num_devices": 1}, os.path.join(work, "ref"))
+    out = {}
+    for i, spec in enumerate(specs):
+      layout = {k: int(v) for k, v in (item.split("=") for item in spec.split(","))}
+      layout = {"data": 1, **layout}
+      losses, params, specs = run(layout, os.path.join(work, str(i)))
+      diffs = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), params, ref_params)
+      out[spec] = {"losses": losses, "reference_losses": ref_losses,
+                   "max_loss_diff": float(np.abs(np.subtract(losses, ref_losses)).max()),
+                   "max_param_diff": max(jax.tree.leaves(diffs)),
+                   "devices": len(jax.devices()), "specs": specs}
+  print("RESULT " + json.dumps(out))
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])

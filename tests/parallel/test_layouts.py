@@ -1,0 +1,64 @@
+"""Every layout on 8 CPU devices trains the same model as one device: losses of 3 steps and
+final parameters within 1e-5 (f32), with parameters and Adam state split as the rules say."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from llm.parallel.mesh import mesh_shape
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# layout -> expected PartitionSpec of layers/mlp/up ([layers, embed, mlp])
+LAYOUTS = {
+    "data=8": [None, None, None],
+    "fsdp=8": [None, "fsdp", None],
+    "data=2,fsdp=2,tensor=2": [None, "fsdp", "tensor"],
+    "tensor=4,data=2": [None, None, "tensor"],
+}
+
+
+@pytest.fixture(scope="module")
+def results():
+  """One subprocess (JAX fixes its device count at start) runs every layout."""
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  done = subprocess.run([sys.executable, os.path.join(HERE, "layouts_check.py"), *LAYOUTS],
+                        capture_output=True, text=True, env=env, timeout=900)
+  lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
+  assert lines, done.stdout[-2000:] + done.stderr[-4000:]
+  return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_layout_equals_one_device(results, layout):
+  r = results[layout]
+  print(f"\n{layout}: max loss diff {r['max_loss_diff']:.2e}, max param diff "
+        f"{r['max_param_diff']:.2e}")
+  assert r["devices"] == 8
+  assert r["max_loss_diff"] <= 1e-5 and r["max_param_diff"] <= 1e-5
+  assert r["specs"]["mlp.up"] == LAYOUTS[layout]
+  assert r["specs"]["adam_mu.mlp.up"] == LAYOUTS[layout]  # optimizer state like its param
+
+
+def test_mesh_sizes_must_multiply_to_the_device_count():
+  base = {"data": 1, "fsdp": 1, "tensor": 1, "expert": 1, "stage": 1}
+  assert mesh_shape(dict(base, data=-1, tensor=2), 8)["data"] == 4
+  with pytest.raises(ValueError, match="must equal the number of devices, 8"):
+    mesh_shape(dict(base, data=2, tensor=2), 8)
+  with pytest.raises(ValueError, match="at most one -1"):
+    mesh_shape(dict(base, data=-1, fsdp=-1), 8)
+  with pytest.raises(ValueError, match="do not divide"):
+    mesh_shape(dict(base, data=-1, tensor=3), 8)
+
+
+def test_indivisible_dimension_is_a_clear_error():
+  import jax
+  from llm.parallel.sharding import partition_spec
+
+  class FakeMesh:
+    shape = {"data": 1, "fsdp": 4, "tensor": 1, "expert": 1, "stage": 1}
+  with pytest.raises(ValueError, match="cannot be split over mesh axes"):
+    partition_spec(("vocab", "embed"), (64, 30), FakeMesh())
+  assert partition_spec(("vocab", "embed"), (64, 32), FakeMesh()) == jax.sharding.PartitionSpec(None, "fsdp")

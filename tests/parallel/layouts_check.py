@@ -2,7 +2,8 @@
 prints the largest loss and parameter differences as JSON (run by test_layouts.py in its own
 process, since the device count is fixed when JAX starts).
 
-  python tests/parallel/layouts_check.py LAYOUT [LAYOUT ...]   (e.g. data=2,fsdp=2,tensor=2)
+  python tests/parallel/layouts_check.py LAYOUT [LAYOUT ...]   (e.g. data=2,fsdp=2,tensor=2,
+      or SAVE>RESTORE such as data=2,fsdp=2,tensor=2>fsdp=8 to resume on another layout)
 """
 
 import os
@@ -30,13 +31,14 @@ def rows(n=64, seq=16, vocab=64, seed=0):
           "positions": np.tile(np.arange(seq, dtype=np.int32), (n, 1)), "loss_mask": ones}
 
 
-def run(layout: dict, workdir: str):
+def run(layout: dict, workdir: str, stop_after: int | None = None):
   config = micro_config(num_kv_heads=4, compute_dtype="float32")
   config.train.steps, config.train.batch_size = 3, 8
   config.checkpoint.every_steps, config.checkpoint.every_minutes = 1000, 1e6
+  config.parallel.data = 1
   for axis, size in layout.items():
     config.parallel[axis] = size
-  result = train(config, LMTask(config, rows()), workdir)
+  result = train(config, LMTask(config, rows()), workdir, stop_after=stop_after)
   losses = [h["loss"] for h in result["history"]]
   state = result["state"]
   specs = {"mlp.up": state["params"]["layers"]["mlp"]["up"].sharding.spec,
@@ -48,19 +50,33 @@ def run(layout: dict, workdir: str):
                           for k, v in specs.items()}
 
 
+def parse(spec: str) -> dict:
+  return {k: int(v) for k, v in (item.split("=") for item in spec.split(","))}
+
+
+def resharded_resume(save_spec: str, restore_spec: str, work: str, reference: list) -> dict:
+  """Saves at step 2 on one layout, resumes on another: the step-3 loss must not change."""
+  folder = os.path.join(work, f"resume-{save_spec}-{restore_spec}")
+  run(parse(save_spec), folder, stop_after=2)
+  losses, _, specs = run(parse(restore_spec), folder)
+  return {"step3_loss": losses[-1], "reference_step3_loss": reference[2],
+          "loss_diff": abs(losses[-1] - reference[2]), "restored_specs": specs}
+
+
 def main(specs):
   with tempfile.TemporaryDirectory() as work:
     ref_losses, ref_params, _ = run({"data": 1, "num_devices": 1}, os.path.join(work, "ref"))
     out = {}
     for i, spec in enumerate(specs):
-      layout = {k: int(v) for k, v in (item.split("=") for item in spec.split(","))}
-      layout = {"data": 1, **layout}
-      losses, params, specs = run(layout, os.path.join(work, str(i)))
+      if ">" in spec:  # "SAVE_LAYOUT>RESTORE_LAYOUT"
+        out[spec] = resharded_resume(*spec.split(">"), work, ref_losses)
+        continue
+      losses, params, shardings = run(parse(spec), os.path.join(work, str(i)))
       diffs = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), params, ref_params)
       out[spec] = {"losses": losses, "reference_losses": ref_losses,
                    "max_loss_diff": float(np.abs(np.subtract(losses, ref_losses)).max()),
                    "max_param_diff": max(jax.tree.leaves(diffs)),
-                   "devices": len(jax.devices()), "specs": specs}
+                   "devices": len(jax.devices()), "specs": shardings}
   print("RESULT " + json.dumps(out))
 
 

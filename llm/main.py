@@ -11,6 +11,7 @@ from ml_collections import config_flags
 
 from llm.align.sft import SFTTask, read_pairs, sft_rows
 from llm.data.prepare import prepare_lm_data
+from llm.parallel.distributed import initialize_from_env
 from llm.runtime import configure_logging, validated
 from llm.tokenizer import load_tokenizer, train_tokenizer
 from llm.train.lm_task import LMTask
@@ -40,6 +41,7 @@ def build_task(config, workdir: str):
 
 def main(argv):
   del argv
+  initialize_from_env()  # a multi-process run (launch/): join the cluster first
   configure_logging()
   config = validated(_CONFIG.value)
   result = train(config, build_task(config, _WORKDIR.value), _WORKDIR.value)

@@ -17,8 +17,11 @@ class Placement:
   batch: NamedSharding
 
   def put_batch(self, batch: dict) -> dict:
-    """A host batch as one global array split over the data-parallel axes."""
-    return jax.device_put(batch, self.batch)
+    """A host batch as one global array split over the data-parallel axes. With several
+    processes, `batch` is this process's part (see llm/data/loader.py)."""
+    if jax.process_count() == 1:
+      return jax.device_put(batch, self.batch)
+    return {k: jax.make_array_from_process_local_data(self.batch, v) for k, v in batch.items()}
 
 
 def place_on_mesh(config, task, state: dict, frozen) -> Placement:

@@ -78,3 +78,17 @@ def test_indivisible_dimension_is_a_clear_error():
   with pytest.raises(ValueError, match="cannot be split over mesh axes"):
     partition_spec(("vocab", "embed"), (64, 30), FakeMesh())
   assert partition_spec(("vocab", "embed"), (64, 32), FakeMesh()) == jax.sharding.PartitionSpec(None, "fsdp")
+
+
+def test_two_processes_of_four_devices_equal_one_process_of_eight(results, tmp_path):
+  layout = "data=2,fsdp=2,tensor=2"
+  done = subprocess.run(
+      [sys.executable, os.path.join(HERE, "..", "..", "launch", "local.py"), "--processes=2",
+       "--devices_per_process=4", f"--log_dir={tmp_path / 'logs'}", "--",
+       sys.executable, os.path.join(HERE, "multiprocess_check.py"), layout,
+       str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+  lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
+  assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-2000:]
+  multi = json.loads(lines[-1][len("RESULT "):])
+  assert multi["processes"] == 2 and multi["devices"] == 8
+  assert multi["losses"] == results[layout]["losses"]  # bitwise: same program, same devices

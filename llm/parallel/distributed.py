@@ -1,0 +1,32 @@
+"""Multi-process runs: `jax.distributed.initialize` from the environment.
+
+  JAX_COORDINATOR_ADDRESS=host:port JAX_NUM_PROCESSES=N JAX_PROCESS_ID=i  (explicit; what
+  launch/local.py and launch/slurm.sh set), or nothing on TPU pods and Slurm, where JAX finds
+  the cluster itself. Call before any other JAX work. On CPU, collectives across processes go
+  through gloo.
+"""
+
+import logging
+import os
+
+import jax
+
+
+def initialize_from_env() -> bool:
+  """Joins the cluster the environment describes; False (and nothing done) for one process."""
+  address = os.environ.get("JAX_COORDINATOR_ADDRESS")
+  cluster = any(k in os.environ for k in ("SLURM_JOB_ID", "TPU_WORKER_HOSTNAMES",
+                                          "MEGASCALE_COORDINATOR_ADDRESS"))
+  if not address and not cluster:
+    return False
+  # Only CPU collectives use this; setting it must not touch a backend before initialize.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  if address:
+    jax.distributed.initialize(coordinator_address=address,
+                               num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+                               process_id=int(os.environ["JAX_PROCESS_ID"]))
+  else:
+    jax.distributed.initialize()  # Slurm or TPU: JAX reads the cluster from the environment
+  logging.info("process %d of %d, %d local and %d global devices", jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count())
+  return True

@@ -45,9 +45,12 @@ def run(layout: dict, workdir: str, stop_after: int | None = None):
            "attn.q_proj": state["params"]["layers"]["attn"]["q_proj"].sharding.spec,
            "embed": state["params"]["embed"].sharding.spec,
            "adam_mu.mlp.up": state["opt_state"][1][0].mu["layers"]["mlp"]["up"].sharding.spec}
+  per_device = sum(leaf.addressable_shards[0].data.nbytes
+                   for leaf in jax.tree.leaves((state["params"], state["opt_state"])))
+  specs["state_bytes_per_device"] = per_device
   params = jax.tree.map(np.asarray, jax.device_get(state["params"]))
   return losses, params, {k: [list(a) if isinstance(a, tuple) else a for a in v]
-                          for k, v in specs.items()}
+                          if k != "state_bytes_per_device" else v for k, v in specs.items()}
 
 
 def parse(spec: str) -> dict:
@@ -65,8 +68,9 @@ def resharded_resume(save_spec: str, restore_spec: str, work: str, reference: li
 
 def main(specs):
   with tempfile.TemporaryDirectory() as work:
-    ref_losses, ref_params, _ = run({"data": 1, "num_devices": 1}, os.path.join(work, "ref"))
-    out = {}
+    ref_losses, ref_params, ref_specs = run({"data": 1, "num_devices": 1},
+                                            os.path.join(work, "ref"))
+    out = {"one_device": {"state_bytes_per_device": ref_specs["state_bytes_per_device"]}}
     for i, spec in enumerate(specs):
       if ">" in spec:  # "SAVE_LAYOUT>RESTORE_LAYOUT"
         out[spec] = resharded_resume(*spec.split(">"), work, ref_losses)

@@ -58,6 +58,14 @@ def test_checkpoint_restores_onto_another_layout(results, spec):
   assert r["restored_specs"]["mlp.up"] == expected
 
 
+def test_fsdp8_holds_an_eighth_of_the_state_per_device(results):
+  one = results["one_device"]["state_bytes_per_device"]
+  fsdp = results["fsdp=8"]["specs"]["state_bytes_per_device"]
+  print(f"\nparameters + Adam state per device: 1 device {one} B, fsdp8 {fsdp} B "
+        f"({fsdp / one:.4f} of it)")
+  assert fsdp <= 1.1 / 8 * one
+
+
 def test_mesh_sizes_must_multiply_to_the_device_count():
   base = {"data": 1, "fsdp": 1, "tensor": 1, "expert": 1, "stage": 1}
   assert mesh_shape(dict(base, data=-1, tensor=2), 8)["data"] == 4

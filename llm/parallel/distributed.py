@@ -1,9 +1,9 @@
 """Multi-process runs: `jax.distributed.initialize` from the environment.
 
-  JAX_COORDINATOR_ADDRESS=host:port JAX_NUM_PROCESSES=N JAX_PROCESS_ID=i  (explicit; what
-  launch/local.py and launch/slurm.sh set), or nothing on TPU pods and Slurm, where JAX finds
-  the cluster itself. Call before any other JAX work. On CPU, collectives across processes go
-  through gloo.
+  JAX_COORDINATOR_ADDRESS=host:port JAX_NUM_PROCESSES=N JAX_PROCESS_ID=i  (explicit: what
+  launch/local.py and launch/gke_jobset.py set), or LLM_DISTRIBUTED=auto (launch/tpu_vm.sh)
+  and Slurm jobs of several tasks (launch/slurm.sh), where JAX finds the cluster itself. Call
+  before any other JAX work. On CPU, collectives across processes go through gloo.
 """
 
 import logging
@@ -15,8 +15,8 @@ import jax
 def initialize_from_env() -> bool:
   """Joins the cluster the environment describes; False (and nothing done) for one process."""
   address = os.environ.get("JAX_COORDINATOR_ADDRESS")
-  cluster = any(k in os.environ for k in ("SLURM_JOB_ID", "TPU_WORKER_HOSTNAMES",
-                                          "MEGASCALE_COORDINATOR_ADDRESS"))
+  cluster = (os.environ.get("LLM_DISTRIBUTED") == "auto" or
+             int(os.environ.get("SLURM_NTASKS", "1")) > 1)
   if not address and not cluster:
     return False
   # Only CPU collectives use this; setting it must not touch a backend before initialize.

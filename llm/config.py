@@ -43,6 +43,7 @@ def default_config() -> ml_collections.ConfigDict:
   m.attention_impl = "xla"
   m.remat_policy = "none"
   m.scan_layers = True
+  m.pipeline_microbatches = 4  # GPipe micro-batches, used when the mesh has stage > 1
   m.init_std = 0.02
   m.rope = r = ml_collections.ConfigDict()
   r.theta = 10000.0

@@ -10,6 +10,7 @@ from llm.model.norm import RMSNorm
 from llm.model.ops import dtype_of, mixed_einsum
 from llm.model.remat import apply_remat
 from llm.model.rope import inverse_frequencies, rotary_tables
+from llm.parallel.pipeline import gpipe, mesh_stages
 
 
 def _stacked_blocks(m, rngs: nnx.Rngs):
@@ -44,6 +45,7 @@ class Transformer(nnx.Module):
     self.compute_dtype = dtype_of(m.compute_dtype)
     self.scan_layers = m.scan_layers
     self.remat_policy = m.remat_policy
+    self.pipeline_microbatches = m.pipeline_microbatches
     self.tie_embeddings = m.tie_embeddings
     self.num_layers = m.num_layers
     self.kv_shape = (m.num_kv_heads, m.head_dim)
@@ -98,4 +100,31 @@ class Transformer(nnx.Module):
       layer_state, layer_cache = layer
       return run_block(nnx.merge(graphdef, layer_state), x, layer_cache)
 
+    stages = mesh_stages()
+    if stages > 1 and cache is None:
+      return self._pipelined(graphdef, stacked_state, x, rotary, positions, segment_ids,
+                             stages), None
     return jax.lax.scan(apply_remat(body, self.remat_policy), x, (stacked_state, cache))
+
+  def _pipelined(self, graphdef, stacked_state, x, rotary, positions, segment_ids, stages):
+    """The scanned layers as a GPipe pipeline over the mesh's `stage` axis."""
+    m = self.pipeline_microbatches
+    if self.num_layers % stages or x.shape[0] % m:
+      raise ValueError(f"pipeline: {self.num_layers} layers over {stages} stages and batch "
+                       f"{x.shape[0]} in {m} micro-batches must both divide evenly "
+                       "(model.num_layers, train.batch_size, model.pipeline_microbatches)")
+    split = lambda a: a.reshape((m, a.shape[0] // m) + a.shape[1:])  # noqa: E731
+    per_stage = jax.tree.map(lambda p: p.reshape((stages, -1) + p.shape[1:]), stacked_state)
+
+    def stage_fn(layers, x, extras):
+      rotary, positions, segment_ids = extras
+
+      def body(x, layer_state):
+        block = nnx.merge(graphdef, layer_state)
+        return block(x, rotary, positions, segment_ids, None, None)
+
+      return jax.lax.scan(apply_remat(body, self.remat_policy), x, layers)[0]
+
+    out = gpipe(stage_fn, per_stage, split(x),
+                (jax.tree.map(split, rotary), split(positions), split(segment_ids)), stages)
+    return out.reshape(x.shape)

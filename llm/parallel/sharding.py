@@ -18,7 +18,7 @@ DEFAULT_RULES = {
     "q_heads": ("tensor",),
     "kv_heads": ("tensor",),
     "experts": ("expert",),
-    "layers": (),
+    "layers": ("stage",),  # pipeline stages hold consecutive layers
     "head_dim": (),
     "norm": (),
 }

@@ -101,6 +101,8 @@ def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
                       refresh=False)
 
   pending = None  # the dispatched step whose metrics are not read yet
+  mesh_context = jax.set_mesh(placement.mesh)  # what the model reads (pipeline stages)
+  mesh_context.__enter__()
   try:
     for number in range(start + 1, end + 1):
       batch = placement.put_batch(next(batches))
@@ -123,6 +125,7 @@ def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
           checkpointer.save(number, state, batches.get_state())
         last_done = time.perf_counter()  # evaluation and saving are not step time
   finally:
+    mesh_context.__exit__(None, None, None)
     bar.close()
     writer.close()
     checkpointer.close()

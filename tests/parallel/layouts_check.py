@@ -32,7 +32,7 @@ def rows(n=64, seq=16, vocab=64, seed=0):
 
 
 def run(layout: dict, workdir: str, stop_after: int | None = None):
-  config = micro_config(num_kv_heads=4, compute_dtype="float32")
+  config = micro_config(num_kv_heads=4, compute_dtype="float32", pipeline_microbatches=2)
   config.train.steps, config.train.batch_size = 3, 8
   config.checkpoint.every_steps, config.checkpoint.every_minutes = 1000, 1e6
   config.parallel.data = 1
@@ -51,6 +51,22 @@ def run(layout: dict, workdir: str, stop_after: int | None = None):
   params = jax.tree.map(np.asarray, jax.device_get(state["params"]))
   return losses, params, {k: [list(a) if isinstance(a, tuple) else a for a in v]
                           if k != "state_bytes_per_device" else v for k, v in specs.items()}
+
+
+def pipelined(layout: dict) -> bool:
+  """True when the model's forward on this layout runs the pipeline (its ppermute ring)."""
+  from flax import nnx
+  from llm.model import build_model
+  from llm.parallel import make_mesh
+  config = micro_config(num_kv_heads=4, compute_dtype="float32", pipeline_microbatches=2)
+  config.parallel.data = 1
+  for axis, size in layout.items():
+    config.parallel[axis] = size
+  graphdef, state = nnx.split(build_model(config.model, 0))
+  forward = jax.jit(lambda state, tokens: nnx.merge(graphdef, state)(tokens))
+  with jax.set_mesh(make_mesh(config.parallel)):
+    text = forward.lower(state, np.zeros((8, 16), np.int32)).as_text()
+  return "collective_permute" in text
 
 
 def parse(spec: str) -> dict:
@@ -80,7 +96,8 @@ def main(specs):
       out[spec] = {"losses": losses, "reference_losses": ref_losses,
                    "max_loss_diff": float(np.abs(np.subtract(losses, ref_losses)).max()),
                    "max_param_diff": max(jax.tree.leaves(diffs)),
-                   "devices": len(jax.devices()), "specs": shardings}
+                   "devices": len(jax.devices()), "specs": shardings,
+                   "pipelined": pipelined(parse(spec))}
   print("RESULT " + json.dumps(out))
 
 

@@ -17,6 +17,8 @@ LAYOUTS = {
     "fsdp=8": [None, "fsdp", None],
     "data=2,fsdp=2,tensor=2": [None, "fsdp", "tensor"],
     "tensor=4,data=2": [None, None, "tensor"],
+    "stage=2,data=4": ["stage", None, None],  # GPipe, 2 micro-batches
+    "fsdp=4,stage=2": ["stage", "fsdp", None],
 }
 
 
@@ -45,6 +47,7 @@ def test_layout_equals_one_device(results, layout):
   assert r["max_loss_diff"] <= 1e-5 and r["max_param_diff"] <= 1e-5
   assert r["specs"]["mlp.up"] == LAYOUTS[layout]
   assert r["specs"]["adam_mu.mlp.up"] == LAYOUTS[layout]  # optimizer state like its param
+  assert r["pipelined"] == ("stage" in layout)  # the ppermute ring of the GPipe schedule
 
 
 @pytest.mark.parametrize("spec", RESHARD)

@@ -43,7 +43,8 @@ def default_config() -> ml_collections.ConfigDict:
   m.attention_impl = "xla"
   m.remat_policy = "none"
   m.scan_layers = True
-  m.pipeline_microbatches = 4  # GPipe micro-batches, used when the mesh has stage > 1
+  m.pipeline_microbatches = 4  # micro-batches, used when the mesh has stage > 1
+  m.pipeline_schedule = "gpipe"  # or "1f1b": activations held per stage bounded by stages
   m.init_std = 0.02
   m.rope = r = ml_collections.ConfigDict()
   r.theta = 10000.0
@@ -170,6 +171,9 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if not 0.0 <= d.instruction_share < 1.0:
     _fail("data.instruction_share", f"must lie in [0, 1), got {d.instruction_share}",
           "The seed suggests about 0.01.")
+  if m.pipeline_schedule not in ("gpipe", "1f1b"):
+    _fail("model.pipeline_schedule", f"unknown schedule {m.pipeline_schedule!r}",
+          "Use gpipe or 1f1b.")
   if d.tokenizer_type not in ("bpe", "unigram"):
     _fail("data.tokenizer_type", f"unknown type {d.tokenizer_type!r}", "Use bpe or unigram.")
   if t.batch_size % t.grad_accum:

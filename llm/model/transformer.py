@@ -10,7 +10,7 @@ from llm.model.norm import RMSNorm
 from llm.model.ops import dtype_of, mixed_einsum
 from llm.model.remat import apply_remat
 from llm.model.rope import inverse_frequencies, rotary_tables
-from llm.parallel.pipeline import gpipe, mesh_stages
+from llm.parallel.pipeline import gpipe, mesh_stages, one_f_one_b
 
 
 def _stacked_blocks(m, rngs: nnx.Rngs):
@@ -46,6 +46,7 @@ class Transformer(nnx.Module):
     self.scan_layers = m.scan_layers
     self.remat_policy = m.remat_policy
     self.pipeline_microbatches = m.pipeline_microbatches
+    self.pipeline_schedule = m.pipeline_schedule
     self.tie_embeddings = m.tie_embeddings
     self.num_layers = m.num_layers
     self.kv_shape = (m.num_kv_heads, m.head_dim)
@@ -107,7 +108,7 @@ class Transformer(nnx.Module):
     return jax.lax.scan(apply_remat(body, self.remat_policy), x, (stacked_state, cache))
 
   def _pipelined(self, graphdef, stacked_state, x, rotary, positions, segment_ids, stages):
-    """The scanned layers as a GPipe pipeline over the mesh's `stage` axis."""
+    """The scanned layers as a pipeline over the mesh's `stage` axis (GPipe or 1F1B)."""
     m = self.pipeline_microbatches
     if self.num_layers % stages or x.shape[0] % m:
       raise ValueError(f"pipeline: {self.num_layers} layers over {stages} stages and batch "
@@ -125,6 +126,7 @@ class Transformer(nnx.Module):
 
       return jax.lax.scan(apply_remat(body, self.remat_policy), x, layers)[0]
 
-    out = gpipe(stage_fn, per_stage, split(x),
-                (jax.tree.map(split, rotary), split(positions), split(segment_ids)), stages)
+    schedule = one_f_one_b if self.pipeline_schedule == "1f1b" else gpipe
+    out = schedule(stage_fn, per_stage, split(x),
+                   (jax.tree.map(split, rotary), split(positions), split(segment_ids)), stages)
     return out.reshape(x.shape)

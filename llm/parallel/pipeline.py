@@ -12,6 +12,7 @@ FSDP and tensor parallelism inside a stage stay with the compiler.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import PartitionSpec as P
 
 STAGE = "stage"
@@ -59,3 +60,76 @@ def mesh_stages() -> int:
   """The size of the `stage` axis of the mesh being traced under (1 outside any mesh)."""
   mesh = jax.sharding.get_abstract_mesh()
   return 1 if mesh.empty else dict(mesh.shape).get(STAGE, 1)
+
+
+def one_f_one_b(stage_fn, stage_params, x, extras, stages: int):
+  """The same pipeline as `gpipe` with the 1F1B schedule for the backward pass.
+
+  Forward: the GPipe ticks, keeping no activations. Backward (a custom VJP): M + 2S - 2 ticks;
+  at tick t stage s recomputes the forward of micro-batch t - s (keeping its input) and runs
+  the backward of micro-batch t - 2S + 2 + s with the cotangent stage s+1 sent on the previous
+  tick. A stage therefore holds at most 2S - 1 micro-batch inputs, however many micro-batches
+  there are (GPipe's backward holds all M).
+  """
+
+  @jax.custom_vjp
+  def run(stage_params, x, extras):
+    return gpipe(stage_fn, stage_params, x, extras, stages)
+
+  def forward(stage_params, x, extras):
+    return run(stage_params, x, extras), (stage_params, x, extras)
+
+  def backward(residuals, g_out):
+    stage_params, x, extras = residuals
+    grads, dx = _one_f_one_b_backward(stage_fn, stage_params, x, extras, g_out, stages)
+    return grads, dx, jax.tree.map(_zero_cotangent, extras)
+
+  run.defvjp(forward, backward)
+  return run(stage_params, x, extras)
+
+
+def _zero_cotangent(a):
+  if jnp.issubdtype(a.dtype, jnp.floating):
+    return jnp.zeros_like(a)
+  return np.zeros(a.shape, jax.dtypes.float0)
+
+
+def _one_f_one_b_backward(stage_fn, stage_params, x, extras, g_out, stages: int):
+  microbatches = x.shape[0]
+  slots = 2 * stages - 1
+  forward_ring = [(i, (i + 1) % stages) for i in range(stages)]
+  backward_ring = [(i, (i - 1) % stages) for i in range(stages)]
+
+  def per_stage(params, x, extras, g_out):
+    params = jax.tree.map(lambda p: p[0], params)
+    stage = jax.lax.axis_index(STAGE)
+    pick = lambda tree, i: jax.tree.map(lambda e: e[i], tree)  # noqa: E731
+
+    def tick(t, carry):
+      incoming, cot_incoming, saved, grads, dx = carry
+      f = t - stage
+      f_ok, fi = (f >= 0) & (f < microbatches), jnp.clip(f, 0, microbatches - 1)
+      inputs = jnp.where(stage == 0, x[fi], incoming)
+      out = stage_fn(params, inputs, pick(extras, fi))
+      saved = jnp.where(f_ok, saved.at[fi % slots].set(inputs), saved)
+      b = t - 2 * stages + 2 + stage
+      b_ok, bi = (b >= 0) & (b < microbatches), jnp.clip(b, 0, microbatches - 1)
+      cot = jnp.where(stage == stages - 1, g_out[bi], cot_incoming)
+      _, vjp = jax.vjp(lambda p, h: stage_fn(p, h, pick(extras, bi)), params, saved[bi % slots])
+      d_params, d_inputs = vjp(cot)
+      grads = jax.tree.map(lambda g, d: g + jnp.where(b_ok, d, jnp.zeros_like(d)), grads,
+                           d_params)
+      dx = jnp.where(b_ok & (stage == 0), dx.at[bi].set(d_inputs), dx)
+      return (jax.lax.ppermute(out, STAGE, forward_ring),
+              jax.lax.ppermute(d_inputs, STAGE, backward_ring), saved, grads, dx)
+
+    carry = (jnp.zeros_like(x[0]), jnp.zeros_like(x[0]),
+             jnp.zeros((slots,) + x.shape[1:], x.dtype), jax.tree.map(jnp.zeros_like, params),
+             jnp.zeros_like(x))
+    _, _, _, grads, dx = jax.lax.fori_loop(0, microbatches + 2 * stages - 2, tick, carry)
+    dx = jax.lax.psum(jnp.where(stage == 0, dx, jnp.zeros_like(dx)), STAGE)
+    return jax.tree.map(lambda g: g[None], grads), dx
+
+  return jax.shard_map(per_stage, in_specs=(P(STAGE), P(), P(), P()),
+                       out_specs=(P(STAGE), P()), axis_names={STAGE},
+                       check_vma=False)(stage_params, x, extras, g_out)

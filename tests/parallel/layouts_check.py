@@ -31,13 +31,26 @@ def rows(n=64, seq=16, vocab=64, seed=0):
           "positions": np.tile(np.arange(seq, dtype=np.int32), (n, 1)), "loss_mask": ones}
 
 
-def run(layout: dict, workdir: str, stop_after: int | None = None):
-  config = micro_config(num_kv_heads=4, compute_dtype="float32", pipeline_microbatches=2)
-  config.train.steps, config.train.batch_size = 3, 8
-  config.checkpoint.every_steps, config.checkpoint.every_minutes = 1000, 1e6
+MODEL_KEYS = {"layers": "num_layers", "schedule": "pipeline_schedule",
+              "microbatches": "pipeline_microbatches"}
+
+
+def model_config(layout: dict):
+  """The micro config with the layout's model keys (layers=, schedule=, microbatches=)."""
+  overrides = {"num_kv_heads": 4, "compute_dtype": "float32", "pipeline_microbatches": 2}
+  overrides.update({MODEL_KEYS[k]: v for k, v in layout.items() if k in MODEL_KEYS})
+  config = micro_config(**overrides)
   config.parallel.data = 1
   for axis, size in layout.items():
-    config.parallel[axis] = size
+    if axis not in MODEL_KEYS:
+      config.parallel[axis] = size
+  return config
+
+
+def run(layout: dict, workdir: str, stop_after: int | None = None):
+  config = model_config(layout)
+  config.train.steps, config.train.batch_size = 3, 8
+  config.checkpoint.every_steps, config.checkpoint.every_minutes = 1000, 1e6
   result = train(config, LMTask(config, rows()), workdir, stop_after=stop_after)
   losses = [h["loss"] for h in result["history"]]
   state = result["state"]
@@ -58,10 +71,7 @@ def pipelined(layout: dict) -> bool:
   from flax import nnx
   from llm.model import build_model
   from llm.parallel import make_mesh
-  config = micro_config(num_kv_heads=4, compute_dtype="float32", pipeline_microbatches=2)
-  config.parallel.data = 1
-  for axis, size in layout.items():
-    config.parallel[axis] = size
+  config = model_config(layout)
   graphdef, state = nnx.split(build_model(config.model, 0))
   forward = jax.jit(lambda state, tokens: nnx.merge(graphdef, state)(tokens))
   with jax.set_mesh(make_mesh(config.parallel)):
@@ -70,7 +80,8 @@ def pipelined(layout: dict) -> bool:
 
 
 def parse(spec: str) -> dict:
-  return {k: int(v) for k, v in (item.split("=") for item in spec.split(","))}
+  return {k: (v if k == "schedule" else int(v))
+          for k, v in (item.split("=") for item in spec.split(","))}
 
 
 def resharded_resume(save_spec: str, restore_spec: str, work: str, reference: list) -> dict:
@@ -91,10 +102,16 @@ def main(specs):
       if ">" in spec:  # "SAVE_LAYOUT>RESTORE_LAYOUT"
         out[spec] = resharded_resume(*spec.split(">"), work, ref_losses)
         continue
-      losses, params, shardings = run(parse(spec), os.path.join(work, str(i)))
-      diffs = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), params, ref_params)
-      out[spec] = {"losses": losses, "reference_losses": ref_losses,
-                   "max_loss_diff": float(np.abs(np.subtract(losses, ref_losses)).max()),
+      layout = parse(spec)
+      want_losses, want_params = ref_losses, ref_params
+      model_keys = {k: v for k, v in layout.items() if k in MODEL_KEYS and k != "schedule"}
+      if model_keys:  # another model: its own one-device reference
+        want_losses, want_params, _ = run(dict(model_keys, num_devices=1),
+                                          os.path.join(work, f"ref{i}"))
+      losses, params, shardings = run(layout, os.path.join(work, str(i)))
+      diffs = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), params, want_params)
+      out[spec] = {"losses": losses, "reference_losses": want_losses,
+                   "max_loss_diff": float(np.abs(np.subtract(losses, want_losses)).max()),
                    "max_param_diff": max(jax.tree.leaves(diffs)),
                    "devices": len(jax.devices()), "specs": shardings,
                    "pipelined": pipelined(parse(spec))}

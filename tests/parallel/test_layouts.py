@@ -19,6 +19,7 @@ LAYOUTS = {
     "tensor=4,data=2": [None, None, "tensor"],
     "stage=2,data=4": ["stage", None, None],  # GPipe, 2 micro-batches
     "fsdp=4,stage=2": ["stage", "fsdp", None],
+    "stage=4,tensor=2,layers=4,schedule=1f1b": ["stage", None, "tensor"],  # 1F1B
 }
 
 

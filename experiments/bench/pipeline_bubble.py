@@ -5,9 +5,9 @@ formula (S - 1) / (M + S - 1).
 
 The schedule takes M + S - 1 ticks, so its time is a line in M: time = a * M + b, where a is
 one tick and b the bubble's S - 1 ticks plus fixed overhead. The least-squares fit over several
-M gives the measured bubble b / (a * M + b) and b / a in ticks, to set against S - 1. (On CPU
-X
-and so the bubble, is unaffected.)
+M gives the measured bubble b / (a * M + b) and b / a in ticks, to set against S - 1. It needs
+S devices that really run at once (GPUs, TPU chips): fake CPU devices sharing two cores give
+noise and cache effects, not the schedule.
 """
 
 import os

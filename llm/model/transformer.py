@@ -10,7 +10,7 @@ from llm.model.norm import RMSNorm
 from llm.model.ops import dtype_of, mixed_einsum
 from llm.model.remat import apply_remat
 from llm.model.rope import inverse_frequencies, rotary_tables
-from llm.parallel.pipeline import gpipe, mesh_stages, one_f_one_b
+from llm.parallel.pipeline import constrain_activations, gpipe, mesh_stages, one_f_one_b
 
 
 def _stacked_blocks(m, rngs: nnx.Rngs):
@@ -99,7 +99,8 @@ class Transformer(nnx.Module):
 
     def body(x, layer):
       layer_state, layer_cache = layer
-      return run_block(nnx.merge(graphdef, layer_state), x, layer_cache)
+      x, layer_cache = run_block(nnx.merge(graphdef, layer_state), x, layer_cache)
+      return constrain_activations(x), layer_cache  # block boundary: batch stays split
 
     stages = mesh_stages()
     if stages > 1 and cache is None:

@@ -10,6 +10,8 @@ backward (all forwards, then all backwards). Only the `stage` axis is manual (sh
 FSDP and tensor parallelism inside a stage stay with the compiler.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -133,3 +135,16 @@ def _one_f_one_b_backward(stage_fn, stage_params, x, extras, g_out, stages: int)
   return jax.shard_map(per_stage, in_specs=(P(STAGE), P(), P(), P()),
                        out_specs=(P(STAGE), P()), axis_names={STAGE},
                        check_vma=False)(stage_params, x, extras, g_out)
+
+
+def constrain_activations(x):
+  """Pins activations [batch, ...] to the data-parallel axes of the traced mesh at a block
+  boundary, so the compiler never leaves them replicated; a no-op outside a mesh."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty:
+    return x
+  sizes = dict(mesh.shape)
+  axes = tuple(a for a in ("data", "fsdp", "expert") if sizes.get(a, 1) > 1)
+  if not axes or x.shape[0] % math.prod(sizes[a] for a in axes):
+    return x
+  return jax.lax.with_sharding_constraint(x, P(axes, *([None] * (x.ndim - 1))))

@@ -1,11 +1,13 @@
 """Placing the train state and batches on the device mesh (config.parallel, llm/parallel)."""
 
 import dataclasses
+import logging
 
 import jax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from llm.parallel import batch_sharding, make_mesh, state_shardings
+from llm.parallel.pipeline import bubble_fraction
 
 
 @dataclasses.dataclass
@@ -29,6 +31,13 @@ def place_on_mesh(config, task, state: dict, frozen) -> Placement:
   axes (`task.logical_axes()`, replicated when the task has none), optimizer state like its
   parameters, everything else replicated."""
   mesh = make_mesh(config.parallel)
+  logging.info("mesh %s over %d devices", dict(mesh.shape), mesh.size)
+  stages = mesh.shape["stage"]
+  if stages > 1:
+    m = config.model
+    logging.info("pipeline: %d stages, %d micro-batches, %s schedule; bubble (S-1)/(M+S-1) = "
+                 "%.3f", stages, m.pipeline_microbatches, m.pipeline_schedule,
+                 bubble_fraction(stages, m.pipeline_microbatches))
   logical = task.logical_axes() if hasattr(task, "logical_axes") else {}
   shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
   state_sh = state_shardings(shapes, logical, mesh)

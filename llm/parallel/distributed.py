@@ -30,3 +30,13 @@ def initialize_from_env() -> bool:
   logging.info("process %d of %d, %d local and %d global devices", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
   return True
+
+
+def barrier(name: str, timeout_seconds: int = 600) -> None:
+  """Waits until every process gets here (through the coordination service, not a device
+  collective). The first collective across processes opens gloo/NCCL contexts, which time out
+  after 30 s if one process arrives much later (e.g. while another compiles): wait first."""
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed  # the coordination client has no public accessor yet
+  distributed.global_state.client.wait_at_barrier(name, timeout_in_ms=timeout_seconds * 1000)

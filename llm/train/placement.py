@@ -7,6 +7,7 @@ import jax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from llm.parallel import batch_sharding, make_mesh, state_shardings
+from llm.parallel.distributed import barrier
 from llm.parallel.pipeline import bubble_fraction
 
 
@@ -44,5 +45,6 @@ def place_on_mesh(config, task, state: dict, frozen) -> Placement:
   frozen_sh = jax.tree.map(lambda _: NamedSharding(mesh, P()), frozen)
   replicated = NamedSharding(mesh, P())
   batch = batch_sharding(mesh)
+  barrier("llm_place_on_mesh", 120)  # device_put checks across processes that states agree
   return Placement(mesh, jax.device_put(state, state_sh), jax.device_put(frozen, frozen_sh),
                    (state_sh, frozen_sh, batch, replicated), batch)

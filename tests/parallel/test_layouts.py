@@ -3,6 +3,7 @@ final parameters within 1e-5 (f32), with parameters and Adam state split as the 
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -93,15 +94,34 @@ def test_indivisible_dimension_is_a_clear_error():
   assert partition_spec(("vocab", "embed"), (64, 32), FakeMesh()) == jax.sharding.PartitionSpec(None, "fsdp")
 
 
+def _launch_two_processes(layout: str, folder) -> tuple[int, str]:
+  """launch/local.py with 2 processes x 4 devices in its own process group (killed whole on a
+  timeout, children included); (exit status, output)."""
+  command = [sys.executable, os.path.join(HERE, "..", "..", "launch", "local.py"),
+             "--processes=2", "--devices_per_process=4", f"--log_dir={folder / 'logs'}", "--",
+             sys.executable, os.path.join(HERE, "multiprocess_check.py"), layout,
+             str(folder / "run")]
+  proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          start_new_session=True)
+  try:
+    out, _ = proc.communicate(timeout=300)
+    return proc.returncode, out
+  except subprocess.TimeoutExpired:
+    os.killpg(proc.pid, signal.SIGKILL)
+    return -1, proc.communicate()[0]
+
+
 def test_two_processes_of_four_devices_equal_one_process_of_eight(results, tmp_path):
   layout = "data=2,fsdp=2,tensor=2"
-  done = subprocess.run(
-      [sys.executable, os.path.join(HERE, "..", "..", "launch", "local.py"), "--processes=2",
-       "--devices_per_process=4", f"--log_dir={tmp_path / 'logs'}", "--",
-       sys.executable, os.path.join(HERE, "multiprocess_check.py"), layout,
-       str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
-  lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
-  assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-2000:]
+  # On a loaded 2-core machine one process can reach the first cross-process collective more
+  # than gloo's fixed 30 s after the other; such a start-up failure is retried (3 tries).
+  for attempt in range(3):
+    code, out = _launch_two_processes(layout, tmp_path / f"try{attempt}")
+    lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
+    if code == 0 and lines:
+      break
+    print(f"\nattempt {attempt}: exit {code}\n{out[-1500:]}")
+  assert code == 0 and lines, out[-3000:]
   multi = json.loads(lines[-1][len("RESULT "):])
   assert multi["processes"] == 2 and multi["devices"] == 8
   # The same program on the same 8 devices; the partitioner may order reductions differently.

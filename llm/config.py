@@ -10,7 +10,8 @@ import pathlib
 
 import ml_collections
 
-ATTENTION_IMPLS = ("xla", "cudnn")  # "cudnn" runs on NVIDIA GPUs only
+# "cudnn" and "triton" run on NVIDIA GPUs only; "auto" picks per platform (attention_impls.py)
+ATTENTION_IMPLS = ("xla", "pallas", "triton", "cudnn", "auto")
 ROPE_SCALINGS = ("none", "linear", "ntk", "yarn", "llama3")
 REMAT_POLICIES = ("none", "full", "save_dots", "save_attn_out", "save_qkv_proj")
 DTYPES = ("float32", "bfloat16")  # float16 needs loss scaling, which the loop lacks yet

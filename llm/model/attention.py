@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
+from llm.model import attention_impls
 from llm.model.ops import mixed_einsum
 from llm.model.rope import apply_rotary
 
@@ -58,14 +59,17 @@ def xla_attention(q, k, v, mask, query_block: int = 128):
   return jnp.concatenate(outs, axis=1)
 
 
-def attend(impl: str, q, k, v, mask):
-  """Dispatches to the attention implementation named by `model.attention_impl`."""
-  if impl == "xla":
-    return xla_attention(q, k, v, mask)
+def attend(impl: str, q, k, v, mask, segment_ids, cached: bool):
+  """Dispatches to `model.attention_impl` (see attention_impls.py); returns float32."""
+  impl = attention_impls.resolve(impl, q.dtype)
+  if impl in ("pallas", "triton") and not cached:
+    return attention_impls.flash(q, k, v, segment_ids, forward=impl).astype(jnp.float32)
   if impl == "cudnn":  # NVIDIA GPUs only; q/k/v must be bfloat16 or float16
     out = jax.nn.dot_product_attention(q, k, v, mask=mask[:, 0], implementation="cudnn")
     return out.astype(jnp.float32)
-  raise ValueError(f"unknown attention implementation {impl!r}")
+  if impl not in attention_impls.IMPLS:
+    raise ValueError(f"unknown attention implementation {impl!r}")
+  return xla_attention(q, k, v, mask)
 
 
 class Attention(nnx.Module):
@@ -103,5 +107,6 @@ class Attention(nnx.Module):
       k_pos = jnp.broadcast_to(jnp.arange(k.shape[1]), k.shape[:2])
       k_seg = jnp.ones(k.shape[:2], segment_ids.dtype)
     mask = attention_mask(positions, k_pos, segment_ids, k_seg)
-    out = checkpoint_name(attend(self.impl, q, k.astype(cd), v.astype(cd), mask), "attn_out")
+    out = checkpoint_name(attend(self.impl, q, k.astype(cd), v.astype(cd), mask, segment_ids,
+                                 cached=cache is not None), "attn_out")
     return mixed_einsum("bthk,hkd->btd", out, self.o_proj[...], cd), cache

@@ -32,7 +32,8 @@ def rows(n=64, seq=16, vocab=64, seed=0):
 
 
 MODEL_KEYS = {"layers": "num_layers", "schedule": "pipeline_schedule",
-              "microbatches": "pipeline_microbatches"}
+              "microbatches": "pipeline_microbatches", "attention": "attention_impl"}
+TEXT_KEYS = ("schedule", "attention")  # the rest are sizes
 
 
 def model_config(layout: dict):
@@ -80,7 +81,7 @@ def pipelined(layout: dict) -> bool:
 
 
 def parse(spec: str) -> dict:
-  return {k: (v if k == "schedule" else int(v))
+  return {k: (v if k in TEXT_KEYS else int(v))
           for k, v in (item.split("=") for item in spec.split(","))}
 
 
@@ -104,7 +105,7 @@ def main(specs):
         continue
       layout = parse(spec)
       want_losses, want_params = ref_losses, ref_params
-      model_keys = {k: v for k, v in layout.items() if k in MODEL_KEYS and k != "schedule"}
+      model_keys = {k: v for k, v in layout.items() if k in MODEL_KEYS and k not in TEXT_KEYS}
       if model_keys:  # another model: its own one-device reference
         want_losses, want_params, _ = run(dict(model_keys, num_devices=1),
                                           os.path.join(work, f"ref{i}"))

@@ -22,6 +22,9 @@ LAYOUTS = {
     "stage=2,data=4": ["stage", None, None],  # GPipe, 2 micro-batches
     "fsdp=4,stage=2": ["stage", "fsdp", None],
     "stage=4,tensor=2,layers=4,schedule=1f1b": ["stage", None, "tensor"],  # 1F1B
+    # our Pallas flash kernel inside shard_map (batch over data x fsdp, heads over tensor)
+    "data=2,fsdp=2,tensor=2,attention=pallas": [None, "fsdp", "tensor"],
+    "stage=2,data=4,attention=pallas": ["stage", None, None],  # and inside the pipeline
 }
 
 

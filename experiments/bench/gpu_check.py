@@ -25,7 +25,7 @@ from llm.train.flops import measure_matmul_peak  # noqa: E402
 
 
 def packed_inputs(b=2, t=512, h=8, kv=4, d=64, dtype=jnp.bfloat16):
-  """Random q/k/v and a mask for rows packed with two documents each."""
+  """Random q/k/v, a mask and segment ids for rows packed with two documents each."""
   kq, kk, kv_key = jax.random.split(jax.random.key(0), 3)
   q = jax.random.normal(kq, (b, t, h, d), dtype)
   k = jax.random.normal(kk, (b, t, kv, d), dtype)
@@ -34,24 +34,30 @@ def packed_inputs(b=2, t=512, h=8, kv=4, d=64, dtype=jnp.bfloat16):
   seg = jnp.concatenate([jnp.ones((b, split), jnp.int32), 2 * jnp.ones((b, t - split), jnp.int32)],
                         axis=1)
   pos = jnp.concatenate([jnp.arange(split), jnp.arange(t - split)])[None].repeat(b, 0)
-  return q, k, v, attention_mask(pos, pos, seg, seg)
+  return q, k, v, attention_mask(pos, pos, seg, seg), seg
 
 
 def check_attention() -> dict:
-  """cuDNN vs XLA attention (bf16) and both vs an f32 XLA reference: outputs and gradients."""
-  q, k, v, mask = packed_inputs()
+  """Each attention implementation in bf16 against an f32 XLA reference: outputs, gradients."""
+  q, k, v, mask, seg = packed_inputs()
 
   def loss(impl, q, k, v):
-    return jnp.sum(attend(impl, q, k, v, mask) * jnp.cos(jnp.arange(q.shape[-1])))
+    out = attend(impl, q, k, v, mask, seg, cached=False)
+    return jnp.sum(out * jnp.cos(jnp.arange(q.shape[-1])))
 
   with jax.default_matmul_precision("highest"):
-    ref = attend("xla", *(a.astype(jnp.float32) for a in (q, k, v)), mask)
+    ref = attend("xla", *(a.astype(jnp.float32) for a in (q, k, v)), mask, seg, cached=False)
     ref_grads = jax.grad(lambda *a: loss("xla", *a), argnums=(0, 1, 2))(
         *(a.astype(jnp.float32) for a in (q, k, v)))
   out = {}
-  for impl in ("xla", "cudnn"):
-    got = jax.jit(lambda q, k, v, impl=impl: attend(impl, q, k, v, mask))(q, k, v)
-    grads = jax.jit(jax.grad(lambda *a, impl=impl: loss(impl, *a), argnums=(0, 1, 2)))(q, k, v)
+  for impl in ("xla", "cudnn", "pallas", "triton"):
+    try:
+      got = jax.jit(lambda q, k, v, impl=impl: attend(impl, q, k, v, mask, seg, cached=False))(
+          q, k, v)
+      grads = jax.jit(jax.grad(lambda *a, impl=impl: loss(impl, *a), argnums=(0, 1, 2)))(q, k, v)
+    except Exception as e:  # a missing extra or an unsupported GPU: report, check the rest
+      out[impl] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+      continue
     out[impl] = {"max_abs_err_vs_f32": float(jnp.max(jnp.abs(got - ref))),
                  "grad_max_abs_err_vs_f32": [float(jnp.max(jnp.abs(g.astype(jnp.float32) - r)))
                                              for g, r in zip(grads, ref_grads)]}
@@ -59,24 +65,26 @@ def check_attention() -> dict:
 
 
 def check_model_logits() -> dict:
-  """The `small` model's logits with cuDNN attention vs XLA attention (same weights)."""
+  """The `small` model's logits with cuDNN and Pallas attention vs XLA (same weights)."""
   config = bench.load_config("small")
   tokens = jax.random.randint(jax.random.key(1), (2, 512), 0, config.model.vocab_size)
   logits = {}
-  for impl in ("xla", "cudnn"):
+  for impl in ("xla", "cudnn", "pallas"):
     config.model.attention_impl = impl
     model = build_model(config.model, seed=0)
     graphdef, params = nnx.split(model)
     logits[impl] = jax.jit(lambda p, t, g=graphdef: nnx.merge(g, p)(t))(params, tokens)
-  diff = jnp.abs(logits["xla"] - logits["cudnn"])
-  return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
-          "logit_std": float(logits["xla"].std())}
+  out = {"logit_std": float(logits["xla"].std())}
+  for impl in ("cudnn", "pallas"):
+    diff = jnp.abs(logits["xla"] - logits[impl])
+    out[impl] = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+  return out
 
 
 def bench_steps(batch: int, seq_len: int, peaks: dict) -> dict:
   """Our train step for `small` on the GPU, per attention implementation and layer scanning."""
   results = {}
-  for impl in ("xla", "cudnn"):
+  for impl in ("xla", "cudnn", "pallas"):
     for scan in (True, False):
       config = bench.prepare_config(bench.load_config("small"), batch, seq_len, "config",
                                     "true" if scan else "false")
@@ -101,8 +109,8 @@ def main():
   print("peak", peaks, flush=True)
   results["attention"] = check_attention()
   print("attention", results["attention"], flush=True)
-  results["model_logits_cudnn_vs_xla"] = check_model_logits()
-  print("logits", results["model_logits_cudnn_vs_xla"], flush=True)
+  results["model_logits_vs_xla"] = check_model_logits()
+  print("logits", results["model_logits_vs_xla"], flush=True)
   bench.write_json_atomic(args.json, results)
   results["train_step_small"] = bench_steps(args.batch, args.seq_len, peaks)
   bench.write_json_atomic(args.json, results)

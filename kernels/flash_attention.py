@@ -14,9 +14,10 @@ key block (loop over the group's query heads and the query blocks at or after it
 
 Any length: the wrapper pads sequences to whole blocks (padded keys are masked by index,
 padded query rows are cut off) and the head dim to a power of two. Inputs may be bfloat16 or
-float16; every product accumulates in float32. The same kernels lower through Triton on GPUs,
-Mosaic on TPUs (keys of a whole sequence sit in VMEM, so very long sequences need smaller
-blocks), and run with `interpret=True` on CPU.
+float16; every product accumulates in float32. The kernels are written for Triton lowering on
+GPUs and run with `interpret=True` on CPU. TPU compiler parameters are passed, but Mosaic's
+block-shape rules for the 1-D statistics (log-sum-exp, segment ids) are untested there, and
+K/V of a whole sequence would sit in VMEM.
 """
 
 import dataclasses

@@ -4,7 +4,8 @@
   pallas  our flash kernel (`kernels/flash_attention.py`); interpret mode on CPU
   triton  our Triton forward + Pallas backward (NVIDIA GPUs, the `gpu` extra)
   cudnn   `jax.nn.dot_product_attention(implementation="cudnn")` (NVIDIA GPUs, bf16/fp16)
-  auto    cudnn on GPUs for bf16/fp16 (else pallas), pallas on TPUs, xla on CPU
+  auto    cudnn on GPUs for bf16/fp16 (else pallas); xla on TPUs (our kernel's Mosaic lowering
+          is untested) and on CPU
 
 The kernels take segment ids and causality by index instead of a dense mask, which equals the
 model's mask because positions increase along a row within each packed document. Decoding
@@ -32,7 +33,7 @@ def resolve(impl: str, dtype) -> str:
   platform = backend_name()
   if platform == "gpu":
     return "cudnn" if jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16) else "pallas"
-  return "pallas" if platform == "tpu" else "xla"
+  return "xla"
 
 
 def _kernel_axes(batch: int, heads: int, kv_heads: int):

@@ -47,6 +47,20 @@ def default_config() -> ml_collections.ConfigDict:
   m.pipeline_microbatches = 4  # micro-batches, used when the mesh has stage > 1
   m.pipeline_schedule = "gpipe"  # or "1f1b": activations held per stage bounded by stages
   m.init_std = 0.02
+  # Mixture of experts (llm/model/moe.py): num_experts 0 keeps dense MLPs.
+  m.moe = e = ml_collections.ConfigDict()
+  e.num_experts = 0
+  e.top_k = 2
+  e.every = 1                # MoE in every k-th layer (layers k-1, 2k-1, ...)
+  e.mode = "dropless"        # or "capacity": at most capacity_factor * N * k / E per expert
+  e.capacity_factor = 1.25
+  e.expert_mlp_dim = 0       # 0: model.mlp_dim
+  e.shared_experts = 0       # dense experts every token also passes through
+  e.new_experts = 0          # experts added for continual learning (own parameters)
+  e.router_jitter = 0.0      # multiplicative input noise U(1 - j, 1 + j) while training
+  e.load_balance_coef = 0.01
+  e.z_loss_coef = 0.001
+  m.side_adapter_dim = 0     # >0: a trainable side SwiGLU per block (zero-initialised output)
   m.rope = r = ml_collections.ConfigDict()
   r.theta = 10000.0
   r.scaling = "none"
@@ -90,6 +104,7 @@ def default_config() -> ml_collections.ConfigDict:
 
   c.train = t = ml_collections.ConfigDict()
   t.task = "lm"
+  t.trainable = ""             # comma-separated parameter-path parts to train; "" trains all
   t.steps = 200
   t.batch_size = 16            # sequences per optimizer step (all micro-batches together)
   t.grad_accum = 1
@@ -201,4 +216,32 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if c.checkpoint.keep < 1:
     _fail("checkpoint.keep", f"must keep at least one checkpoint, got {c.checkpoint.keep}",
           "Use keep >= 1.")
+  _validate_moe(m, c.parallel)
   return c
+
+
+def _validate_moe(m, parallel):
+  e = m.moe
+  if e.num_experts == 0:
+    return
+  total = e.num_experts + e.new_experts
+  if not 1 <= e.top_k <= total:
+    _fail("model.moe.top_k", f"must lie in [1, {total}] (the experts), got {e.top_k}",
+          "Mixtral uses top_k=2.")
+  if e.mode not in ("dropless", "capacity"):
+    _fail("model.moe.mode", f"unknown mode {e.mode!r}", "Use dropless or capacity.")
+  if e.mode == "capacity" and e.capacity_factor <= 0:
+    _fail("model.moe.capacity_factor", f"must be positive, got {e.capacity_factor}",
+          "Use e.g. 1.25.")
+  if e.every < 1 or m.num_layers % e.every:
+    _fail("model.moe.every", f"{m.num_layers} layers do not split into groups of {e.every}",
+          "Choose every >= 1 dividing model.num_layers.")
+  if e.every > 1 and m.scan_layers:
+    _fail("model.moe.every", "interleaved dense and MoE layers are not one scannable block",
+          "Set --config.model.scan_layers=false, or moe.every=1.")
+  if parallel.expert > 1 and total % parallel.expert:
+    _fail("model.moe.num_experts", f"{total} experts do not split over parallel.expert="
+          f"{parallel.expert} devices", "Use a number of experts divisible by it.")
+  if parallel.stage > 1:
+    _fail("parallel.stage", "MoE routing statistics do not cross pipeline stages yet",
+          "Use parallel.stage=1 with MoE.")

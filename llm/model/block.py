@@ -1,4 +1,9 @@
-"""One pre-norm decoder block: x + attn(norm(x)), then x + mlp(norm(x))."""
+"""One pre-norm decoder block: x + attn(norm(x)), then x + mlp(norm(x)).
+
+The MLP is a dense SwiGLU or a mixture of experts (`moe.py`); an optional side adapter adds
+its own SwiGLU on the residual stream, its output projection zero at initialisation, so a
+frozen base with a fresh adapter computes the base model exactly.
+"""
 
 import math
 
@@ -6,14 +11,15 @@ from flax import nnx
 
 from llm.model.attention import Attention
 from llm.model.mlp import SwiGLU
+from llm.model.moe import MoE
 from llm.model.norm import RMSNorm
 from llm.model.ops import dtype_of
 
 
 class Block(nnx.Module):
 
-  def __init__(self, m, rngs: nnx.Rngs):
-    """`m` is the `config.model` section."""
+  def __init__(self, m, rngs: nnx.Rngs, moe: bool = False):
+    """`m` is the `config.model` section; `moe` makes this block's MLP a mixture of experts."""
     cd = dtype_of(m.compute_dtype)
     out_std = m.init_std / math.sqrt(2 * m.num_layers)  # GPT-2 scaling of residual outputs
     self.attn_norm = RMSNorm(m.d_model, m.norm_eps)
@@ -21,12 +27,28 @@ class Block(nnx.Module):
                           init_std=m.init_std, out_std=out_std, compute_dtype=cd,
                           impl=m.attention_impl, rngs=rngs)
     self.mlp_norm = RMSNorm(m.d_model, m.norm_eps)
-    self.mlp = SwiGLU(m.d_model, m.mlp_dim, init_std=m.init_std, out_std=out_std,
-                      compute_dtype=cd, rngs=rngs)
+    if moe:
+      self.mlp = MoE(m, out_std=out_std, compute_dtype=cd, rngs=rngs)
+    else:
+      self.mlp = SwiGLU(m.d_model, m.mlp_dim, init_std=m.init_std, out_std=out_std,
+                        compute_dtype=cd, rngs=rngs)
+    self.is_moe = moe
+    if m.side_adapter_dim:
+      self.side_norm = RMSNorm(m.d_model, m.norm_eps)
+      self.side = SwiGLU(m.d_model, m.side_adapter_dim, init_std=m.init_std, out_std=0.0,
+                         compute_dtype=cd, rngs=rngs)
 
-  def __call__(self, x, rotary, positions, segment_ids, cache=None, cache_index=None):
-    """x [batch, seq, d_model] float32 -> (same shape, updated layer cache or None)."""
+  def __call__(self, x, rotary, positions, segment_ids, cache=None, cache_index=None, rng=None):
+    """x [batch, seq, d_model] float32 -> (same shape, updated layer cache or None, MoE
+    routing metrics of this block, {} for a dense one)."""
     h, cache = self.attn(self.attn_norm(x), rotary, positions, segment_ids, cache, cache_index)
     x = x + h
-    x = x + self.mlp(self.mlp_norm(x))
-    return x, cache
+    aux = {}
+    if self.is_moe:
+      h, aux = self.mlp(self.mlp_norm(x), rng)
+    else:
+      h = self.mlp(self.mlp_norm(x))
+    out = x + h
+    if hasattr(self, "side"):
+      out = out + self.side(self.side_norm(x))
+    return out, cache, aux

@@ -17,12 +17,17 @@ def _stacked_blocks(m, rngs: nnx.Rngs):
   """`num_layers` blocks whose parameters carry a leading 'layers' axis, ready for lax.scan."""
   @nnx.vmap(in_axes=0, out_axes=0)
   def make(key):
-    return Block(m, nnx.Rngs(params=key))
+    return Block(m, nnx.Rngs(params=key), moe=m.moe.num_experts > 0)
   blocks = make(jax.random.split(rngs.params(), m.num_layers))
   for _, var in nnx.iter_graph(blocks):
     if isinstance(var, nnx.Variable):
       var.set_metadata(logical_axes=("layers",) + tuple(var.get_metadata()["logical_axes"]))
   return blocks
+
+
+def is_moe_layer(m, index: int) -> bool:
+  """MoE replaces the MLP in every `moe.every`-th layer (all of them when every == 1)."""
+  return m.moe.num_experts > 0 and (index + 1) % m.moe.every == 0
 
 
 class Transformer(nnx.Module):
@@ -35,7 +40,8 @@ class Transformer(nnx.Module):
     if m.scan_layers:
       self.layers = _stacked_blocks(m, rngs)
     else:
-      self.layers = nnx.List([Block(m, rngs) for _ in range(m.num_layers)])
+      self.layers = nnx.List([Block(m, rngs, moe=is_moe_layer(m, i))
+                              for i in range(m.num_layers)])
     self.final_norm = RMSNorm(m.d_model, m.norm_eps)
     if not m.tie_embeddings:
       self.lm_head = nnx.Param(normal(m.init_std)(rngs.params(), (m.d_model, m.vocab_size)),
@@ -49,6 +55,7 @@ class Transformer(nnx.Module):
     self.pipeline_schedule = m.pipeline_schedule
     self.tie_embeddings = m.tie_embeddings
     self.num_layers = m.num_layers
+    self.num_moe_layers = sum(is_moe_layer(m, i) for i in range(m.num_layers))
     self.kv_shape = (m.num_kv_heads, m.head_dim)
 
   def __call__(self, tokens, positions=None, segment_ids=None):
@@ -57,8 +64,17 @@ class Transformer(nnx.Module):
       positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
     if segment_ids is None:
       segment_ids = jnp.ones_like(tokens)
-    logits, _ = self._forward(tokens, positions, segment_ids, None, None)
-    return logits
+    return self.forward_with_aux(tokens, positions, segment_ids)[0]
+
+  def forward_with_aux(self, tokens, positions=None, segment_ids=None, rng=None):
+    """(logits, MoE metrics averaged over the MoE layers: load_balance, z_loss, load [E],
+    router_entropy, dropped_fraction; {} for a dense model). rng: router jitter, if any."""
+    if positions is None:
+      positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
+    if segment_ids is None:
+      segment_ids = jnp.ones_like(tokens)
+    logits, _, aux = self._forward(tokens, positions, segment_ids, None, None, rng)
+    return logits, aux
 
   def init_cache(self, batch: int, max_len: int, dtype=jnp.float32) -> LayerCache:
     """An empty KV cache for all layers: k, v [layers, batch, max_len, kv_heads, head_dim]."""
@@ -68,45 +84,63 @@ class Transformer(nnx.Module):
   def decode(self, tokens, cache: LayerCache, cache_index):
     """Runs tokens [batch, t] at positions cache_index.. ; returns (logits, updated cache)."""
     positions = cache_index + jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
-    return self._forward(tokens, positions, jnp.ones_like(tokens), cache, cache_index)
+    logits, cache, _ = self._forward(tokens, positions, jnp.ones_like(tokens), cache,
+                                     cache_index, None)
+    return logits, cache
 
-  def _forward(self, tokens, positions, segment_ids, cache, cache_index):
+  def _forward(self, tokens, positions, segment_ids, cache, cache_index, rng):
     x = self.embed[...][tokens].astype(jnp.float32)
     rotary = rotary_tables(positions, self.rope_inv_freq, self.rope_attention_scale)
-    x, cache = self._run_layers(x, rotary, positions, segment_ids, cache, cache_index)
+    x, cache, aux = self._run_layers(x, rotary, positions, segment_ids, cache, cache_index, rng)
     x = self.final_norm(x)
     if self.tie_embeddings:
-      return mixed_einsum("btd,vd->btv", x, self.embed[...], self.compute_dtype), cache
-    return mixed_einsum("btd,dv->btv", x, self.lm_head[...], self.compute_dtype), cache
+      logits = mixed_einsum("btd,vd->btv", x, self.embed[...], self.compute_dtype)
+    else:
+      logits = mixed_einsum("btd,dv->btv", x, self.lm_head[...], self.compute_dtype)
+    return logits, cache, aux
 
-  def _run_layers(self, x, rotary, positions, segment_ids, cache, cache_index):
-    def run_block(block, x, layer_cache):
-      return block(x, rotary, positions, segment_ids, layer_cache, cache_index)
+  def _mean_over_moe_layers(self, per_layer: list[dict]) -> dict:
+    per_layer = [a for a in per_layer if a]
+    if not per_layer:
+      return {}
+    return jax.tree.map(lambda *xs: sum(xs) / self.num_moe_layers, *per_layer)
 
+  def _run_layers(self, x, rotary, positions, segment_ids, cache, cache_index, rng):
+    def run_block(block, x, layer_cache, layer_rng):
+      return block(x, rotary, positions, segment_ids, layer_cache, cache_index, layer_rng)
+
+    rngs = None if rng is None else jax.random.split(rng, self.num_layers)
     if not self.scan_layers:
-      new_caches = []
+      new_caches, auxes = [], []
       for i, block in enumerate(self.layers):
         layer_cache = None if cache is None else LayerCache(cache.k[i], cache.v[i])
-        x, layer_cache = apply_remat(lambda x, c, b=block: run_block(b, x, c),
-                                     self.remat_policy)(x, layer_cache)
+        x, layer_cache, aux = apply_remat(
+            lambda x, c, r, b=block: run_block(b, x, c, r), self.remat_policy)(
+                x, layer_cache, None if rngs is None else rngs[i])
         new_caches.append(layer_cache)
+        auxes.append(aux)
+      aux = self._mean_over_moe_layers(auxes)
       if cache is None:
-        return x, None
+        return x, None, aux
       return x, LayerCache(jnp.stack([c.k for c in new_caches]),
-                           jnp.stack([c.v for c in new_caches]))
+                           jnp.stack([c.v for c in new_caches])), aux
 
     graphdef, stacked_state = nnx.split(self.layers)
 
     def body(x, layer):
-      layer_state, layer_cache = layer
-      x, layer_cache = run_block(nnx.merge(graphdef, layer_state), x, layer_cache)
-      return constrain_activations(x), layer_cache  # block boundary: batch stays split
+      layer_state, layer_cache, layer_rng = layer
+      x, layer_cache, aux = run_block(nnx.merge(graphdef, layer_state), x, layer_cache,
+                                      layer_rng)
+      return constrain_activations(x), (layer_cache, aux)  # block boundary: batch stays split
 
     stages = mesh_stages()
     if stages > 1 and cache is None:
       return self._pipelined(graphdef, stacked_state, x, rotary, positions, segment_ids,
-                             stages), None
-    return jax.lax.scan(apply_remat(body, self.remat_policy), x, (stacked_state, cache))
+                             stages), None, {}
+    x, (cache, aux) = jax.lax.scan(apply_remat(body, self.remat_policy), x,
+                                   (stacked_state, cache, rngs))
+    return x, cache, jax.tree.map(lambda a: jnp.sum(a, axis=0) / max(self.num_moe_layers, 1),
+                                  aux)
 
   def _pipelined(self, graphdef, stacked_state, x, rotary, positions, segment_ids, stages):
     """The scanned layers as a pipeline over the mesh's `stage` axis (GPipe or 1F1B)."""
@@ -123,7 +157,7 @@ class Transformer(nnx.Module):
 
       def body(x, layer_state):
         block = nnx.merge(graphdef, layer_state)
-        return block(x, rotary, positions, segment_ids, None, None)
+        return block(x, rotary, positions, segment_ids, None, None)[:2]
 
       return jax.lax.scan(apply_remat(body, self.remat_policy), x, layers)[0]
 

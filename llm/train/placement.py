@@ -28,9 +28,9 @@ class Placement:
 
 
 def place_on_mesh(config, task, state: dict, frozen) -> Placement:
-  """Builds the mesh and moves `state` and `frozen` onto it: parameters by their logical
-  axes (`task.logical_axes()`, replicated when the task has none), optimizer state like its
-  parameters, everything else replicated."""
+  """Builds the mesh and moves `state` and `frozen` onto it: parameters (trainable or frozen)
+  by their logical axes (`task.logical_axes()`, replicated when the task has none), optimizer
+  state like its parameters, everything else replicated."""
   mesh = make_mesh(config.parallel)
   logging.info("mesh %s over %d devices", dict(mesh.shape), mesh.size)
   stages = mesh.shape["stage"]
@@ -42,7 +42,8 @@ def place_on_mesh(config, task, state: dict, frozen) -> Placement:
   logical = task.logical_axes() if hasattr(task, "logical_axes") else {}
   shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
   state_sh = state_shardings(shapes, logical, mesh)
-  frozen_sh = jax.tree.map(lambda _: NamedSharding(mesh, P()), frozen)
+  frozen_sh = state_shardings(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                                           frozen), logical, mesh)
   replicated = NamedSharding(mesh, P())
   batch = batch_sharding(mesh)
   barrier("llm_place_on_mesh", 120)  # device_put checks across processes that states agree

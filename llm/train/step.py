@@ -66,8 +66,10 @@ def make_train_step(task, tx, schedule, grad_accum: int, shardings=None):
 def make_eval_step(task):
   """Returns jitted eval(params, frozen, batch) -> (loss * weight, weight)."""
 
+  loss_fn = getattr(task, "eval_loss_fn", task.loss_fn)  # e.g. without auxiliary losses
+
   def evaluate(params, frozen, batch):
-    loss, metrics = task.loss_fn(params, frozen, batch, jax.random.key(0))
+    loss, metrics = loss_fn(params, frozen, batch, jax.random.key(0))
     weight = jnp.asarray(metrics.get("weight", 1.0), jnp.float32)
     return loss * weight, weight
 

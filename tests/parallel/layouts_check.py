@@ -32,15 +32,22 @@ def rows(n=64, seq=16, vocab=64, seed=0):
 
 
 MODEL_KEYS = {"layers": "num_layers", "schedule": "pipeline_schedule",
-              "microbatches": "pipeline_microbatches", "attention": "attention_impl"}
-TEXT_KEYS = ("schedule", "attention")  # the rest are sizes
+              "microbatches": "pipeline_microbatches", "attention": "attention_impl",
+              "experts": "moe.num_experts", "moe": "moe.mode"}
+TEXT_KEYS = ("schedule", "attention", "moe")  # the rest are sizes
 
 
 def model_config(layout: dict):
   """The micro config with the layout's model keys (layers=, schedule=, microbatches=)."""
   overrides = {"num_kv_heads": 4, "compute_dtype": "float32", "pipeline_microbatches": 2}
-  overrides.update({MODEL_KEYS[k]: v for k, v in layout.items() if k in MODEL_KEYS})
+  overrides.update({MODEL_KEYS[k]: v for k, v in layout.items()
+                    if k in MODEL_KEYS and "." not in MODEL_KEYS[k]})
   config = micro_config(**overrides)
+  moe = config.model.moe
+  moe.num_experts = layout.get("experts", 0)
+  moe.mode = layout.get("moe", "dropless")
+  if moe.mode == "capacity":  # room for every assignment: equal to dropless on one device
+    moe.capacity_factor = float(moe.num_experts)
   config.parallel.data = 1
   for axis, size in layout.items():
     if axis not in MODEL_KEYS:

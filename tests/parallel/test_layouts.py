@@ -25,6 +25,11 @@ LAYOUTS = {
     # our Pallas flash kernel inside shard_map (batch over data x fsdp, heads over tensor)
     "data=2,fsdp=2,tensor=2,attention=pallas": [None, "fsdp", "tensor"],
     "stage=2,data=4,attention=pallas": ["stage", None, None],  # and inside the pipeline
+    # experts split over `expert` (all_gather + reduce-scatter dropless; all_to_all capacity)
+    # (MoE: layers/mlp/up is [layers, experts, embed, mlp])
+    "expert=8,experts=8": [None, "expert", None, None],
+    "expert=4,data=2,experts=8": [None, "expert", None, None],
+    "expert=4,data=2,experts=8,moe=capacity": [None, "expert", None, None],
 }
 
 

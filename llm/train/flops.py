@@ -7,15 +7,40 @@ import jax
 import jax.numpy as jnp
 
 
-def training_flops_per_token(m, seq_len: int) -> float:
-  """6 * (matmul parameters) + 12 * layers * seq_len * (heads * head_dim), per token.
+def _mlp_params(m, index: int) -> tuple[int, int]:
+  """(total, active per token) matmul parameters of layer `index`'s MLP or MoE."""
+  e = m.moe
+  if not e.num_experts or (index + 1) % e.every:
+    dense = 3 * m.d_model * m.mlp_dim
+    return dense, dense
+  expert = 3 * m.d_model * (e.expert_mlp_dim or m.mlp_dim)
+  experts = e.num_experts + e.new_experts
+  fixed = m.d_model * experts + e.shared_experts * expert  # router, shared experts
+  return fixed + experts * expert, fixed + e.top_k * expert
 
-  The attention term counts the full score matrix (what XLA computes), as in PaLM's MFU.
-  """
+
+def parameter_counts(m) -> dict:
+  """Total and active-per-token parameters (all of them, and the matmul ones) of a config."""
   attn = m.d_model * m.head_dim * (2 * m.num_heads + 2 * m.num_kv_heads)
-  mlp = 3 * m.d_model * m.mlp_dim
+  side = 3 * m.d_model * m.side_adapter_dim
+  mlps = [_mlp_params(m, i) for i in range(m.num_layers)]
   head = m.d_model * m.vocab_size
-  matmul_params = m.num_layers * (attn + mlp) + head
+  embeddings = head if m.tie_embeddings else 2 * head
+  norms = m.d_model * (m.num_layers * (3 if m.side_adapter_dim else 2) + 1)
+  matmul_total = m.num_layers * (attn + side) + sum(t for t, _ in mlps) + head
+  matmul_active = m.num_layers * (attn + side) + sum(a for _, a in mlps) + head
+  rest = embeddings - head + norms  # the untied input embedding is a lookup, not a matmul
+  return {"total": matmul_total + rest, "active": matmul_active + rest,
+          "matmul_total": matmul_total, "matmul_active": matmul_active}
+
+
+def training_flops_per_token(m, seq_len: int) -> float:
+  """6 * (active matmul parameters) + 12 * layers * seq_len * (heads * head_dim), per token.
+
+  The attention term counts the full score matrix (what XLA computes), as in PaLM's MFU. With
+  experts, only the top_k experts a token visits count (and the router).
+  """
+  matmul_params = parameter_counts(m)["matmul_active"]
   return 6.0 * matmul_params + 12.0 * m.num_layers * seq_len * m.num_heads * m.head_dim
 
 

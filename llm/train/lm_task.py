@@ -4,6 +4,7 @@ losses when the model has experts)."""
 import logging
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -47,7 +48,8 @@ class LMTask:
     params = nnx.to_pure_dict(params)
     if self.init_params is not None:
       _check_same_shapes(params, self.init_params)
-      params = self.init_params
+      # A copy: the train step donates its state, which must not delete the caller's arrays.
+      params = jax.tree.map(lambda x: jnp.array(x, copy=True), self.init_params)
     trainable, frozen = split_trainable(params, self.config.train.trainable)
     if frozen:
       logging.info("training %d of %d parameters (%.2f%%); the rest are frozen",

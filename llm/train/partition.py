@@ -4,6 +4,8 @@ Paths are "/"-joined keys ("layers/mlp/new_gate"); a leaf is trainable when any 
 comma-separated patterns of `train.trainable` occurs in its path ("" trains everything).
 """
 
+import jax
+
 
 def _walk(tree, prefix=()):
   for key, value in tree.items():
@@ -55,6 +57,6 @@ def merge(trainable: dict, frozen: dict) -> dict:
   return out
 
 
-def count(tree: dict) -> int:
-  """Number of scalars in a tree of arrays."""
-  return sum(int(getattr(v, "size", 0)) for _, _, v in _walk(tree))
+def count(tree) -> int:
+  """Number of scalars in a pytree of arrays."""
+  return sum(int(getattr(v, "size", 0)) for v in jax.tree.leaves(tree))

@@ -1,0 +1,12 @@
+"""The tiny decoder with 8 experts, top-2, in every layer. Each expert has half of tiny's MLP
+width, so a token's active parameters equal tiny's (the equal-compute comparison)."""
+
+from llm.config import load_experiment
+
+
+def get_config():
+  c = load_experiment("tiny")
+  c.name = "moe_tiny"
+  m = c.model
+  m.moe.num_experts, m.moe.top_k, m.moe.expert_mlp_dim = 8, 2, m.mlp_dim // 2
+  return c

@@ -128,3 +128,24 @@ def test_shared_experts_add_a_dense_path():
   x, _ = _inputs(4)
   routed_only = _layer()(x)[0]  # same seed, same routed experts
   np.testing.assert_allclose(layer(x)[0] - routed_only, layer.shared(x), atol=1e-5)
+
+
+def test_router_jitter_only_with_a_key():
+  layer = _layer()
+  layer.jitter = 0.1
+  x, _ = _inputs(6)
+  plain = layer(x)[0]
+  np.testing.assert_array_equal(layer(x, None)[0], plain)  # evaluation: no noise
+  assert float(jnp.abs(layer(x, jax.random.key(0))[0] - plain).max()) > 0
+
+
+def test_every_second_layer_is_moe_when_unscanned():
+  from llm.model import build_model
+  config = micro_config(scan_layers=False)
+  config.model.num_layers, config.model.moe.num_experts, config.model.moe.every = 4, 4, 2
+  model = build_model(config.model, 0)
+  assert [block.is_moe for block in model.layers] == [False, True, False, True]
+  tokens = jax.random.randint(jax.random.key(0), (2, 8), 0, 64)
+  logits, aux = model.forward_with_aux(tokens)
+  assert logits.shape == (2, 8, 64) and aux["load"].shape == (4,)
+  np.testing.assert_allclose(float(aux["load"].sum()), 1.0, rtol=1e-6)  # mean over MoE layers

@@ -30,6 +30,7 @@ LAYOUTS = {
     "expert=8,experts=8": [None, "expert", None, None],
     "expert=4,data=2,experts=8": [None, "expert", None, None],
     "expert=4,data=2,experts=8,moe=capacity": [None, "expert", None, None],
+    "fsdp=2,expert=4,experts=8": [None, "expert", "fsdp", None],
 }
 
 

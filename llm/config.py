@@ -14,7 +14,8 @@ import ml_collections
 ATTENTION_IMPLS = ("xla", "pallas", "triton", "cudnn", "auto")
 ROPE_SCALINGS = ("none", "linear", "ntk", "yarn", "llama3")
 REMAT_POLICIES = ("none", "full", "save_dots", "save_attn_out", "save_qkv_proj")
-DTYPES = ("float32", "bfloat16")  # float16 needs loss scaling, which the loop lacks yet
+# "auto": bfloat16 on GPUs and TPUs, float32 on CPU; float16 trains with dynamic loss scaling
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 TASKS = ("lm", "sft")
 CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
@@ -40,7 +41,7 @@ def default_config() -> ml_collections.ConfigDict:
   m.max_seq_len = 256
   m.norm_eps = 1e-5
   m.tie_embeddings = True
-  m.compute_dtype = "float32"
+  m.compute_dtype = "auto"
   m.attention_impl = "xla"
   m.remat_policy = "none"
   m.scan_layers = True
@@ -113,6 +114,21 @@ def default_config() -> ml_collections.ConfigDict:
   t.eval_batches = 4
   t.progress = True
   t.peak_flops = 0.0           # FLOP/s for MFU; 0 measures this machine's matmul peak at start
+
+  # Loss-spike and non-finite handling (llm/train/stability.py), float16 loss scaling.
+  c.stability = s = ml_collections.ConfigDict()
+  s.window = 50              # steps of running loss statistics
+  s.min_history = 20         # steps seen before the spike test arms
+  s.spike_std = 6.0          # a loss above mean + spike_std * std of the window is a spike (0: off)
+  s.spike_ratio = 0.0        # or a perplexity above spike_ratio x the window's (0: off)
+  s.action = "rollback"      # on a spike or non-finite loss/gradients: rollback, stop or ignore
+  s.skip_batches = 0         # batches skipped after the offending one, beyond those since the
+                             # restored checkpoint (which are always skipped)
+  s.lr_factor = 1.0          # learning-rate multiplier for lr_factor_steps after a rollback
+  s.lr_factor_steps = 0
+  s.max_rollbacks = 5        # then stop with an error
+  s.initial_loss_scale = 2.0**15  # float16 only
+  s.loss_scale_growth = 2000      # good steps before the loss scale doubles
 
   c.checkpoint = k = ml_collections.ConfigDict()
   k.every_steps = 100
@@ -217,7 +233,18 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _fail("checkpoint.keep", f"must keep at least one checkpoint, got {c.checkpoint.keep}",
           "Use keep >= 1.")
   _validate_moe(m, c.parallel)
+  _validate_stability(c.stability)
   return c
+
+
+def _validate_stability(s):
+  if s.action not in ("rollback", "stop", "ignore"):
+    _fail("stability.action", f"unknown action {s.action!r}", "Use rollback, stop or ignore.")
+  if s.window < 2 or s.min_history < 2:
+    _fail("stability.window", f"window {s.window} and min_history {s.min_history} must be >= 2",
+          "Use e.g. window=50, min_history=20.")
+  if s.lr_factor <= 0:
+    _fail("stability.lr_factor", f"must be positive, got {s.lr_factor}", "Use e.g. 0.5.")
 
 
 def _validate_moe(m, parallel):

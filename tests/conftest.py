@@ -2,6 +2,7 @@
 
 import pathlib
 
+import numpy as np
 import pytest
 
 from llm.config import default_config, load_experiment as load_experiment_config  # noqa: F401
@@ -41,3 +42,12 @@ def small_tokenizer(tmp_path_factory):
   texts = [d["text"] for source in ("shakespeare", "python_stdlib")
            for d in load_documents(source, 200_000)]
   return train_tokenizer(texts, 2000, str(tmp_path_factory.mktemp("tok") / "small.model"))
+
+
+def random_rows(n=64, seq=16, vocab=64, seed=0):
+  """Packed-row arrays of random tokens (one document per row), as the loader yields them."""
+  rng = np.random.default_rng(seed)
+  tokens = rng.integers(4, vocab, size=(n, seq + 1)).astype(np.int32)
+  ones = np.ones((n, seq), np.int32)
+  return {"inputs": tokens[:, :-1], "targets": tokens[:, 1:], "segment_ids": ones,
+          "positions": np.tile(np.arange(seq, dtype=np.int32), (n, 1)), "loss_mask": ones}

@@ -23,7 +23,7 @@ CASES = [
     ("train.batch_size", lambda c: setattr(c.train, "grad_accum", 3), "not divisible"),
     ("data.tokenizer_vocab_size", lambda c: setattr(c.data, "tokenizer_vocab_size", 10_000),
      "exceeds model.vocab_size"),
-    ("model.compute_dtype", lambda c: setattr(c.model, "compute_dtype", "float16"),
+    ("model.compute_dtype", lambda c: setattr(c.model, "compute_dtype", "float8"),
      "unsupported dtype"),
     ("train.log_every", lambda c: setattr(c.train, "log_every", 0), ">= 1"),
     ("optim.clip_norm", lambda c: setattr(c.optim, "clip_norm", 0.0), "positive"),

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 from llm.config import load_experiment as load_config  # noqa: E402
 from llm.model import count_params  # noqa: E402
+from llm.model.ops import dtype_name  # noqa: E402
 from llm.train.flops import measure_matmul_peak, training_flops_per_token  # noqa: E402
 from llm.train.lm_task import LMTask  # noqa: E402
 from llm.train.optimizer import build_optimizer  # noqa: E402
@@ -108,7 +109,7 @@ def bench_jax(config, rows: dict, peaks: dict, warmup: int, steps: int) -> dict:
   warm, times = time_calls(run, warmup, steps)
   batch_n, seq = batch["inputs"].shape
   flops = training_flops_per_token(config.model, seq) * batch_n * seq
-  dtype = config.model.compute_dtype
+  dtype = dtype_name(config.model.compute_dtype)
   return {"compute_dtype": dtype, "scan_layers": config.model.scan_layers,
           "params": count_params(task.model(trainable)),
           "first_step_s": warm[0] if warm else None, "flops_per_step": flops,
@@ -174,7 +175,7 @@ def bench_hf_all(config, rows, peaks, warmup, steps, ours: dict) -> dict:
     return {"skipped": "pip install -e '.[interop]'"}
   torch.set_num_threads(os.cpu_count())
   modes = {"float32": False}
-  if config.model.compute_dtype == "bfloat16":
+  if dtype_name(config.model.compute_dtype) == "bfloat16":
     modes["bf16_autocast"] = True
   out = {}
   for name, autocast in modes.items():

@@ -9,8 +9,16 @@ _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.floa
 
 
 def dtype_of(name: str):
-  """Maps a config dtype name to the jnp dtype."""
+  """Maps a config dtype name to the jnp dtype; "auto" is bfloat16 on accelerators, float32 on
+  CPU."""
+  if name == "auto":
+    return jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
   return _DTYPES[name]
+
+
+def dtype_name(name: str) -> str:
+  """The concrete dtype name a config name stands for ("auto" resolved)."""
+  return jnp.dtype(dtype_of(name)).name
 
 
 def mixed_einsum(equation: str, x, w, compute_dtype):

@@ -1,71 +1,100 @@
 """The jit-compiled train and eval steps, on pure pytrees.
 
-State is a dict {"step", "params", "opt_state", "rng"}. The batch is split into
-`grad_accum` micro-batches; their gradients are averaged with the weights the Task reports.
+State is a dict {"step", "params", "opt_state", "rng"} (+ "loss_scale" in float16). The batch
+is split into `grad_accum` micro-batches; their gradients are averaged with the weights the
+Task reports. A step whose loss or gradients are not finite changes nothing but the step
+count (and, in float16, halves the loss scale); `nonfinite` says so in the metrics.
 """
 
 import jax
 import jax.numpy as jnp
 import optax
 
-
-def init_state(trainable, tx, rng):
-  return {"step": jnp.zeros((), jnp.int32), "params": trainable,
-          "opt_state": tx.init(trainable), "rng": rng}
+from llm.train.loss_scale import all_finite, init_loss_scale, update_loss_scale
 
 
-def _weighted_grads(task, params, frozen, batch, rng):
-  (loss, metrics), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(
-      params, frozen, batch, rng)
+def init_state(trainable, tx, rng, loss_scale: float | None = None):
+  """loss_scale: the initial dynamic loss scale (float16 training), or None."""
+  state = {"step": jnp.zeros((), jnp.int32), "params": trainable,
+           "opt_state": tx.init(trainable), "rng": rng}
+  if loss_scale:
+    state["loss_scale"] = init_loss_scale(loss_scale)
+  return state
+
+
+def _weighted_grads(task, params, frozen, batch, rng, scale):
+  def scaled_loss(params):
+    loss, metrics = task.loss_fn(params, frozen, batch, rng)
+    return loss * scale, (loss, metrics)
+
+  (_, (loss, metrics)), grads = jax.value_and_grad(scaled_loss, has_aux=True)(params)
   weight = jnp.asarray(metrics.pop("weight", 1.0), jnp.float32)
-  scale = lambda tree: jax.tree.map(lambda x: x * weight, tree)
-  return scale(grads), loss * weight, scale(metrics), weight
+  grads = jax.tree.map(lambda g: g * (weight / scale), grads)
+  return grads, loss * weight, jax.tree.map(lambda x: x * weight, metrics), weight
 
 
-def make_train_step(task, tx, schedule, grad_accum: int, shardings=None):
-  """Returns jitted step(state, frozen, batch) -> (state, metrics); `state` is donated.
+def make_train_step(task, tx, schedule, grad_accum: int, shardings=None,
+                    loss_scale_growth: int = 2000):
+  """Returns jitted step(state, frozen, batch, lr_scale=1.0) -> (state, metrics); `state` is
+  donated. lr_scale multiplies this step's update (the learning rate after a rollback).
 
   `shardings` = (state, frozen, batch, replicated) NamedShardings pins the layout of the
   inputs and outputs on the mesh (see llm/parallel); None leaves placement to JAX."""
 
-  def step(state, frozen, batch):
+  def step(state, frozen, batch, lr_scale):
     rng = jax.random.fold_in(state["rng"], state["step"])
     params = state["params"]
+    scale = state["loss_scale"]["scale"] if "loss_scale" in state else jnp.float32(1.0)
     if grad_accum == 1:
-      grads, loss, metrics, weight = _weighted_grads(task, params, frozen, batch, rng)
+      grads, loss, metrics, weight = _weighted_grads(task, params, frozen, batch, rng, scale)
     else:
       micro = jax.tree.map(lambda x: x.reshape(grad_accum, -1, *x.shape[1:]), batch)
 
       def accumulate(carry, inputs):
         index, micro_batch = inputs
-        out = _weighted_grads(task, params, frozen, micro_batch, jax.random.fold_in(rng, index))
+        out = _weighted_grads(task, params, frozen, micro_batch,
+                              jax.random.fold_in(rng, index), scale)
         return jax.tree.map(jnp.add, carry, out), None
 
-      zeros = jax.eval_shape(
-          lambda: _weighted_grads(task, params, frozen, jax.tree.map(lambda x: x[0], micro), rng))
+      zeros = jax.eval_shape(lambda: _weighted_grads(
+          task, params, frozen, jax.tree.map(lambda x: x[0], micro), rng, scale))
       zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zeros)
       (grads, loss, metrics, weight), _ = jax.lax.scan(
           accumulate, zeros, (jnp.arange(grad_accum), micro))
     normalise = lambda tree: jax.tree.map(lambda x: x / jnp.maximum(weight, 1e-9), tree)
     grads, loss, metrics = normalise(grads), normalise(loss), normalise(metrics)
+    finite = all_finite(grads) & jnp.isfinite(loss)
     updates, opt_state = tx.update(grads, state["opt_state"], params)
-    new_state = {"step": state["step"] + 1, "params": optax.apply_updates(params, updates),
-                 "opt_state": opt_state, "rng": state["rng"]}
+    updates = jax.tree.map(lambda u: u * lr_scale, updates)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    new_state = {"step": state["step"] + 1,
+                 "params": keep(optax.apply_updates(params, updates), params),
+                 "opt_state": keep(opt_state, state["opt_state"]), "rng": state["rng"]}
     metrics = dict(metrics, loss=loss, perplexity=jnp.exp(loss),
                    grad_norm=optax.tree.norm(grads), update_norm=optax.tree.norm(updates),
-                   learning_rate=schedule(state["step"]), loss_weight=weight)
+                   learning_rate=schedule(state["step"]) * lr_scale, loss_weight=weight,
+                   nonfinite=1.0 - finite.astype(jnp.float32))
+    if "loss_scale" in state:
+      new_state["loss_scale"] = update_loss_scale(state["loss_scale"], finite,
+                                                  loss_scale_growth)
+      metrics["loss_scale"] = scale
     return new_state, metrics
 
+  def with_default_lr_scale(jitted):
+    def call(state, frozen, batch, lr_scale=1.0):
+      return jitted(state, frozen, batch, jnp.asarray(lr_scale, jnp.float32))
+    return call
+
   if shardings is None:
-    return jax.jit(step, donate_argnums=(0,))
+    return with_default_lr_scale(jax.jit(step, donate_argnums=(0,)))
   state_sh, frozen_sh, batch_sh, replicated = shardings
-  return jax.jit(step, donate_argnums=(0,), in_shardings=(state_sh, frozen_sh, batch_sh),
-                 out_shardings=(state_sh, replicated))
+  return with_default_lr_scale(jax.jit(
+      step, donate_argnums=(0,), in_shardings=(state_sh, frozen_sh, batch_sh, replicated),
+      out_shardings=(state_sh, replicated)))
 
 
 def make_eval_step(task):
   """Returns jitted eval(params, frozen, batch) -> (loss * weight, weight)."""
-
   loss_fn = getattr(task, "eval_loss_fn", task.loss_fn)  # e.g. without auxiliary losses
 
   def evaluate(params, frozen, batch):

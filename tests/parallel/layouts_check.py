@@ -20,15 +20,11 @@ import numpy as np  # noqa: E402
 
 from llm.train.lm_task import LMTask  # noqa: E402
 from llm.train.loop import train  # noqa: E402
-from tests.conftest import micro_config  # noqa: E402
+from tests.conftest import micro_config, random_rows  # noqa: E402
 
 
-def rows(n=64, seq=16, vocab=64, seed=0):
-  rng = np.random.default_rng(seed)
-  tokens = rng.integers(4, vocab, size=(n, seq + 1)).astype(np.int32)
-  ones = np.ones((n, seq), np.int32)
-  return {"inputs": tokens[:, :-1], "targets": tokens[:, 1:], "segment_ids": ones,
-          "positions": np.tile(np.arange(seq, dtype=np.int32), (n, 1)), "loss_mask": ones}
+def rows():
+  return random_rows()
 
 
 MODEL_KEYS = {"layers": "num_layers", "schedule": "pipeline_schedule",

@@ -8,8 +8,7 @@ from llm.model.upcycle import grow
 from llm.train.lm_task import LMTask
 from llm.train.loop import train
 from llm.train.partition import count, merge, split_trainable
-from tests.conftest import micro_config
-from tests.parallel.layouts_check import rows
+from tests.conftest import micro_config, random_rows as rows
 
 
 def test_split_and_merge_round_trip():

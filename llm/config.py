@@ -86,6 +86,8 @@ def default_config() -> ml_collections.ConfigDict:
   d.instruction_source = "sharegpt"
   d.pack_workers = 2             # processes that tokenize and pack
   d.curated_sources = ""         # with source="curated:DIR": comma-separated sources to use
+  d.replay_source = ""           # general data mixed into training (continual pretraining)
+  d.replay_share = 0.0           # its share of the train tokens (the seed suggests 0.05)
   d.sft_path = ""                # JSONL of {"prompt", "response"} records, for train.task="sft"
 
   # Device mesh sizes (llm/parallel); one may be -1: the rest of the devices.
@@ -200,6 +202,10 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for name in ("fim_rate", "fim_spm_rate"):
     if not 0.0 <= d[name] <= 1.0:
       _fail(f"data.{name}", f"must lie in [0, 1], got {d[name]}", "Use e.g. 0.5.")
+  if not 0.0 <= d.replay_share < 1.0 or (d.replay_share > 0 and not d.replay_source):
+    _fail("data.replay_share", f"must lie in [0, 1) with a data.replay_source, got "
+          f"{d.replay_share} from {d.replay_source!r}", "E.g. replay_source=shakespeare, "
+          "replay_share=0.05.")
   if not 0.0 <= d.instruction_share < 1.0:
     _fail("data.instruction_share", f"must lie in [0, 1), got {d.instruction_share}",
           "The seed suggests about 0.01.")

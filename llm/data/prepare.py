@@ -12,6 +12,7 @@ import json
 import logging
 import os
 
+from llm.data.mixture import add_replay
 from llm.data.packaged import sharegpt_conversations
 from llm.data.sources import is_heldout, load_documents
 from llm.data.tokenize_pack import PackSettings, PackedRows, tokenize_and_pack
@@ -31,6 +32,24 @@ def instruction_conversations(source: str, share: float, pretraining_chars: int)
     chosen.append(conversation["turns"])
     size += sum(len(t["content"]) for t in conversation["turns"])
   return chosen
+
+
+def training_documents(data_config) -> tuple[list[dict], list[str]]:
+  """(train documents, held-out texts) of data.source; with data.replay_share, general data
+  from data.replay_source is mixed into the train documents (marked meta["replay"])."""
+  only = tuple(s for s in data_config.curated_sources.split(",") if s)
+  docs = load_documents(data_config.source, data_config.max_chars, only)
+  heldout = [d["text"] for d in docs if is_heldout(d["id"], data_config.heldout_fraction)]
+  train_docs = [d for d in docs if not is_heldout(d["id"], data_config.heldout_fraction)]
+  if data_config.replay_share:  # general data against forgetting, through the data mixture
+    replay = [d for d in load_documents(data_config.replay_source, data_config.max_chars)
+              if not is_heldout(d["id"], data_config.heldout_fraction)]
+    train_docs = add_replay([dict(d, meta=d.get("meta", {})) for d in train_docs], replay,
+                            data_config.replay_share, seed=0)
+    logging.info("replay: %d of %d train documents from %s",
+                 sum(d["meta"].get("replay", False) for d in train_docs), len(train_docs),
+                 data_config.replay_source)
+  return train_docs, heldout
 
 
 def prepare_lm_data(data_config, workdir: str):
@@ -53,15 +72,13 @@ def prepare_lm_data(data_config, workdir: str):
     return (load_tokenizer(tok_path), PackedRows(train_dir),
             PackedRows(heldout_dir).to_arrays())
 
-  only = tuple(s for s in data_config.curated_sources.split(",") if s)
-  docs = load_documents(data_config.source, data_config.max_chars, only)
-  heldout = [d["text"] for d in docs if is_heldout(d["id"], data_config.heldout_fraction)]
-  train = [d["text"] for d in docs if not is_heldout(d["id"], data_config.heldout_fraction)]
+  train_docs, heldout = training_documents(data_config)
+  train = [d["text"] for d in train_docs]
   if not heldout or not train:
     raise ValueError(f"data.heldout_fraction={data_config.heldout_fraction} left "
                      f"{len(train)} train and {len(heldout)} held-out documents; both must be > 0")
-  logging.info("documents: %d train, %d held-out (%d chars)", len(train), len(heldout),
-               sum(len(d["text"]) for d in docs))
+  logging.info("documents: %d train, %d held-out (%d train chars)", len(train), len(heldout),
+               sum(map(len, train)))
   if os.path.exists(tok_path):
     tokenizer = load_tokenizer(tok_path)
   else:

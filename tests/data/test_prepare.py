@@ -26,3 +26,20 @@ def test_bad_data_settings_name_the_field(field, value):
   config.data[field] = value
   with pytest.raises(ConfigError, match=f"data.{field}"):
     validate(config)
+
+
+def test_replay_share_mixes_general_data_into_training():
+  from llm.data.prepare import training_documents
+  from llm.data.stats import estimate_tokens
+  config = micro_config()
+  d = config.data
+  d.source, d.max_chars, d.replay_source, d.replay_share = "chitchat", 300_000, "shakespeare", 0.05
+  validate(config)
+  docs, heldout = training_documents(d)
+  replay = [x for x in docs if x["meta"].get("replay")]
+  assert replay and all(x["source"] == "shakespeare" for x in replay)
+  assert {x["source"] for x in docs if not x["meta"].get("replay")} == {"chitchat"}
+  share = sum(estimate_tokens(x["text"]) for x in replay) / sum(
+      estimate_tokens(x["text"]) for x in docs)
+  assert 0.04 <= share <= 0.07, share
+  assert heldout  # held-out text stays the new source's own

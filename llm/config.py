@@ -61,6 +61,11 @@ def default_config() -> ml_collections.ConfigDict:
   e.router_jitter = 0.0      # multiplicative input noise U(1 - j, 1 + j) while training
   e.load_balance_coef = 0.01
   e.z_loss_coef = 0.001
+  # Low-rank adapters (llm/model/lora.py); rank 0: none. Train them alone with
+  # train.trainable="lora".
+  m.lora = ml_collections.ConfigDict(
+      {"rank": 0, "alpha": 16.0, "dropout": 0.0,
+       "targets": "q_proj,k_proj,v_proj,o_proj,gate,up,down"})
   m.side_adapter_dim = 0     # >0: a trainable side SwiGLU per block (zero-initialised output)
   m.rope = r = ml_collections.ConfigDict()
   r.theta = 10000.0
@@ -240,7 +245,18 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
           "Use keep >= 1.")
   _validate_moe(m, c.parallel)
   _validate_stability(c.stability)
+  _validate_lora(m.lora)
   return c
+
+
+def _validate_lora(lora):
+  from llm.model.lora import TARGETS  # the model package imports this module
+  if lora.rank < 0 or not 0.0 <= lora.dropout < 1.0:
+    _fail("model.lora", f"rank {lora.rank} must be >= 0 and dropout {lora.dropout} in [0, 1)",
+          "E.g. rank=8, alpha=16, dropout=0.05.")
+  unknown = [t for t in lora.targets.split(",") if t.strip() and t.strip() not in TARGETS]
+  if lora.rank and unknown:
+    _fail("model.lora.targets", f"unknown projections {unknown}", f"Choose from {TARGETS}.")
 
 
 def _validate_stability(s):

@@ -13,6 +13,7 @@ from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
 from llm.model import attention_impls
+from llm.model.lora import maybe_lora
 from llm.model.ops import mixed_einsum
 from llm.model.rope import apply_rotary
 
@@ -75,7 +76,8 @@ def attend(impl: str, q, k, v, mask, segment_ids, cached: bool):
 class Attention(nnx.Module):
 
   def __init__(self, d_model: int, num_heads: int, num_kv_heads: int, head_dim: int, *,
-               init_std: float, out_std: float, compute_dtype, impl: str, rngs: nnx.Rngs):
+               init_std: float, out_std: float, compute_dtype, impl: str, rngs: nnx.Rngs,
+               lora=None):
     normal = jax.nn.initializers.normal
     key = rngs.params
     self.q_proj = nnx.Param(normal(init_std)(key(), (d_model, num_heads, head_dim)),
@@ -88,15 +90,28 @@ class Attention(nnx.Module):
                             logical_axes=("q_heads", "head_dim", "embed"))
     self.compute_dtype = compute_dtype
     self.impl = impl
+    for name, n_in in (("q_proj", 1), ("k_proj", 1), ("v_proj", 1), ("o_proj", 2)):
+      weight = getattr(self, name)
+      adapter = maybe_lora(name, weight.shape, n_in, weight.get_metadata()["logical_axes"],
+                           lora, rngs) if lora is not None else None
+      if adapter is not None:
+        setattr(self, f"{name}_lora", adapter)
+
+  def _project(self, name, equation, x, rng):
+    out = mixed_einsum(equation, x, getattr(self, name)[...], self.compute_dtype)
+    if hasattr(self, f"{name}_lora"):
+      out = out + getattr(self, f"{name}_lora")(equation, x, self.compute_dtype, rng)
+    return out
 
   def __call__(self, x, rotary, positions, segment_ids, cache: LayerCache | None = None,
-               cache_index=None):
+               cache_index=None, rng=None):
     """x [batch, seq, d_model] -> ([batch, seq, d_model] float32, updated cache or None)."""
     cd = self.compute_dtype
     cos, sin = rotary
-    q = apply_rotary(mixed_einsum("btd,dhk->bthk", x, self.q_proj[...], cd), cos, sin)
-    k = apply_rotary(mixed_einsum("btd,dhk->bthk", x, self.k_proj[...], cd), cos, sin)
-    v = mixed_einsum("btd,dhk->bthk", x, self.v_proj[...], cd)
+    rngs = [None] * 4 if rng is None else list(jax.random.split(rng, 4))
+    q = apply_rotary(self._project("q_proj", "btd,dhk->bthk", x, rngs[0]), cos, sin)
+    k = apply_rotary(self._project("k_proj", "btd,dhk->bthk", x, rngs[1]), cos, sin)
+    v = self._project("v_proj", "btd,dhk->bthk", x, rngs[2])
     q, k, v = (checkpoint_name(a.astype(cd), n) for a, n in
                ((q, "query_proj"), (k, "key_proj"), (v, "value_proj")))
     k_pos, k_seg = positions, segment_ids
@@ -109,4 +124,4 @@ class Attention(nnx.Module):
     mask = attention_mask(positions, k_pos, segment_ids, k_seg)
     out = checkpoint_name(attend(self.impl, q, k.astype(cd), v.astype(cd), mask, segment_ids,
                                  cached=cache is not None), "attn_out")
-    return mixed_einsum("bthk,hkd->btd", out, self.o_proj[...], cd), cache
+    return self._project("o_proj", "bthk,hkd->btd", out, rngs[3]), cache

@@ -7,6 +7,7 @@ frozen base with a fresh adapter computes the base model exactly.
 
 import math
 
+import jax
 from flax import nnx
 
 from llm.model.attention import Attention
@@ -25,13 +26,13 @@ class Block(nnx.Module):
     self.attn_norm = RMSNorm(m.d_model, m.norm_eps)
     self.attn = Attention(m.d_model, m.num_heads, m.num_kv_heads, m.head_dim,
                           init_std=m.init_std, out_std=out_std, compute_dtype=cd,
-                          impl=m.attention_impl, rngs=rngs)
+                          impl=m.attention_impl, rngs=rngs, lora=m.lora)
     self.mlp_norm = RMSNorm(m.d_model, m.norm_eps)
     if moe:
       self.mlp = MoE(m, out_std=out_std, compute_dtype=cd, rngs=rngs)
     else:
       self.mlp = SwiGLU(m.d_model, m.mlp_dim, init_std=m.init_std, out_std=out_std,
-                        compute_dtype=cd, rngs=rngs)
+                        compute_dtype=cd, rngs=rngs, lora=m.lora)
     self.is_moe = moe
     if m.side_adapter_dim:
       self.side_norm = RMSNorm(m.d_model, m.norm_eps)
@@ -41,13 +42,15 @@ class Block(nnx.Module):
   def __call__(self, x, rotary, positions, segment_ids, cache=None, cache_index=None, rng=None):
     """x [batch, seq, d_model] float32 -> (same shape, updated layer cache or None, MoE
     routing metrics of this block, {} for a dense one)."""
-    h, cache = self.attn(self.attn_norm(x), rotary, positions, segment_ids, cache, cache_index)
+    attn_rng, mlp_rng = (None, None) if rng is None else jax.random.split(rng)
+    h, cache = self.attn(self.attn_norm(x), rotary, positions, segment_ids, cache, cache_index,
+                         attn_rng)
     x = x + h
     aux = {}
     if self.is_moe:
-      h, aux = self.mlp(self.mlp_norm(x), rng)
+      h, aux = self.mlp(self.mlp_norm(x), mlp_rng)
     else:
-      h = self.mlp(self.mlp_norm(x))
+      h = self.mlp(self.mlp_norm(x), mlp_rng)
     out = x + h
     if hasattr(self, "side"):
       out = out + self.side(self.side_norm(x))

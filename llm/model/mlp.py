@@ -3,13 +3,14 @@
 import jax
 from flax import nnx
 
+from llm.model.lora import maybe_lora
 from llm.model.ops import mixed_einsum
 
 
 class SwiGLU(nnx.Module):
 
   def __init__(self, d_model: int, mlp_dim: int, *, init_std: float, out_std: float,
-               compute_dtype, rngs: nnx.Rngs):
+               compute_dtype, rngs: nnx.Rngs, lora=None):
     normal = jax.nn.initializers.normal
     self.gate = nnx.Param(normal(init_std)(rngs.params(), (d_model, mlp_dim)),
                           logical_axes=("embed", "mlp"))
@@ -18,10 +19,22 @@ class SwiGLU(nnx.Module):
     self.down = nnx.Param(normal(out_std)(rngs.params(), (mlp_dim, d_model)),
                           logical_axes=("mlp", "embed"))
     self.compute_dtype = compute_dtype
+    for name, n_in in (("gate", 1), ("up", 1), ("down", 1)):
+      weight = getattr(self, name)
+      adapter = maybe_lora(name, weight.shape, n_in, weight.get_metadata()["logical_axes"],
+                           lora, rngs) if lora is not None else None
+      if adapter is not None:
+        setattr(self, f"{name}_lora", adapter)
 
-  def __call__(self, x):
-    """[batch, seq, d_model] -> [batch, seq, d_model] (float32)."""
-    cd = self.compute_dtype
-    hidden = jax.nn.silu(mixed_einsum("btd,dm->btm", x, self.gate[...], cd))
-    hidden = hidden * mixed_einsum("btd,dm->btm", x, self.up[...], cd)
-    return mixed_einsum("btm,md->btd", hidden, self.down[...], cd)
+  def _project(self, name, equation, x, rng):
+    out = mixed_einsum(equation, x, getattr(self, name)[...], self.compute_dtype)
+    if hasattr(self, f"{name}_lora"):
+      out = out + getattr(self, f"{name}_lora")(equation, x, self.compute_dtype, rng)
+    return out
+
+  def __call__(self, x, rng=None):
+    """[batch, seq, d_model] -> [batch, seq, d_model] (float32). rng: LoRA dropout."""
+    rngs = [None] * 3 if rng is None else list(jax.random.split(rng, 3))
+    hidden = jax.nn.silu(self._project("gate", "btd,dm->btm", x, rngs[0]))
+    hidden = hidden * self._project("up", "btd,dm->btm", x, rngs[1])
+    return self._project("down", "btm,md->btd", hidden, rngs[2])

@@ -63,9 +63,9 @@ class LMTask:
   def _forward(self, trainable, frozen, batch, rng):
     model = self.model(trainable, frozen)
     moe = self.config.model.moe
-    jitter_rng = rng if moe.num_experts and moe.router_jitter > 0 else None
+    noisy = (moe.num_experts and moe.router_jitter > 0) or self.config.model.lora.dropout > 0
     logits, aux = model.forward_with_aux(batch["inputs"], batch["positions"],
-                                         batch["segment_ids"], jitter_rng)
+                                         batch["segment_ids"], rng if noisy else None)
     loss, num_tokens = masked_cross_entropy(logits, batch["targets"], batch["loss_mask"])
     return loss, num_tokens, aux
 
@@ -83,8 +83,10 @@ class LMTask:
     return total, metrics
 
   def eval_loss_fn(self, trainable, frozen, batch, rng):
-    """Cross-entropy only (no auxiliary losses), so eval losses compare across models."""
-    loss, num_tokens, _ = self._forward(trainable, frozen, batch, rng)
+    """Cross-entropy only (no auxiliary losses, no dropout or jitter), so eval losses compare
+    across models."""
+    del rng
+    loss, num_tokens, _ = self._forward(trainable, frozen, batch, None)
     return loss, {"weight": num_tokens}
 
   def logical_axes(self) -> dict:

@@ -102,6 +102,7 @@ def main(specs):
     ref_losses, ref_params, ref_specs = run({"data": 1, "num_devices": 1},
                                             os.path.join(work, "ref"))
     out = {"one_device": {"state_bytes_per_device": ref_specs["state_bytes_per_device"]}}
+    references = {}  # one-device runs of other models, shared by the layouts that need them
     for i, spec in enumerate(specs):
       if ">" in spec:  # "SAVE_LAYOUT>RESTORE_LAYOUT"
         out[spec] = resharded_resume(*spec.split(">"), work, ref_losses)
@@ -110,8 +111,10 @@ def main(specs):
       want_losses, want_params = ref_losses, ref_params
       model_keys = {k: v for k, v in layout.items() if k in MODEL_KEYS and k not in TEXT_KEYS}
       if model_keys:  # another model: its own one-device reference
-        want_losses, want_params, _ = run(dict(model_keys, num_devices=1),
-                                          os.path.join(work, f"ref{i}"))
+        key = tuple(sorted(model_keys.items()))
+        if key not in references:
+          references[key] = run(dict(model_keys, num_devices=1), os.path.join(work, f"ref{i}"))
+        want_losses, want_params, _ = references[key]
       losses, params, shardings = run(layout, os.path.join(work, str(i)))
       diffs = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), params, want_params)
       out[spec] = {"losses": losses, "reference_losses": want_losses,

@@ -13,7 +13,7 @@ from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
 from llm.model import attention_impls
-from llm.model.lora import maybe_lora
+from llm.model.lora import attach_loras, project
 from llm.model.ops import mixed_einsum
 from llm.model.rope import apply_rotary
 
@@ -90,18 +90,10 @@ class Attention(nnx.Module):
                             logical_axes=("q_heads", "head_dim", "embed"))
     self.compute_dtype = compute_dtype
     self.impl = impl
-    for name, n_in in (("q_proj", 1), ("k_proj", 1), ("v_proj", 1), ("o_proj", 2)):
-      weight = getattr(self, name)
-      adapter = maybe_lora(name, weight.shape, n_in, weight.get_metadata()["logical_axes"],
-                           lora, rngs) if lora is not None else None
-      if adapter is not None:
-        setattr(self, f"{name}_lora", adapter)
+    attach_loras(self, (("q_proj", 1), ("k_proj", 1), ("v_proj", 1), ("o_proj", 2)), lora, rngs)
 
   def _project(self, name, equation, x, rng):
-    out = mixed_einsum(equation, x, getattr(self, name)[...], self.compute_dtype)
-    if hasattr(self, f"{name}_lora"):
-      out = out + getattr(self, f"{name}_lora")(equation, x, self.compute_dtype, rng)
-    return out
+    return project(self, name, equation, x, self.compute_dtype, rng)
 
   def __call__(self, x, rotary, positions, segment_ids, cache: LayerCache | None = None,
                cache_index=None, rng=None):

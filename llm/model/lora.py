@@ -53,12 +53,25 @@ class LoRA(nnx.Module):
                                      compute_dtype)
 
 
-def maybe_lora(name: str, weight_shape, n_in: int, axes, lora_config, rngs):
-  """A LoRA for this weight if `name` is targeted, else None."""
-  if name not in targets_of(lora_config):
-    return None
-  return LoRA(weight_shape[:n_in], weight_shape[n_in:], axes[:n_in], axes[n_in:], lora_config,
-              rngs)
+def attach_loras(module, weights, lora_config, rngs) -> None:
+  """Gives `module` a `<name>_lora` adapter for each targeted (name, input rank) weight."""
+  if lora_config is None:
+    return
+  for name, n_in in weights:
+    if name in targets_of(lora_config):
+      weight = getattr(module, name)
+      axes = weight.get_metadata()["logical_axes"]
+      setattr(module, f"{name}_lora", LoRA(weight.shape[:n_in], weight.shape[n_in:],
+                                           axes[:n_in], axes[n_in:], lora_config, rngs))
+
+
+def project(module, name: str, equation: str, x, compute_dtype, rng=None):
+  """einsum(equation, x, module.<name>), plus its adapter's part when it has one."""
+  out = mixed_einsum(equation, x, getattr(module, name)[...], compute_dtype)
+  adapter = getattr(module, f"{name}_lora", None)
+  if adapter is not None:
+    out = out + adapter(equation, x, compute_dtype, rng)
+  return out
 
 
 def _fold(weight, a, b, scale):

@@ -3,8 +3,7 @@
 import jax
 from flax import nnx
 
-from llm.model.lora import maybe_lora
-from llm.model.ops import mixed_einsum
+from llm.model.lora import attach_loras, project
 
 
 class SwiGLU(nnx.Module):
@@ -19,18 +18,10 @@ class SwiGLU(nnx.Module):
     self.down = nnx.Param(normal(out_std)(rngs.params(), (mlp_dim, d_model)),
                           logical_axes=("mlp", "embed"))
     self.compute_dtype = compute_dtype
-    for name, n_in in (("gate", 1), ("up", 1), ("down", 1)):
-      weight = getattr(self, name)
-      adapter = maybe_lora(name, weight.shape, n_in, weight.get_metadata()["logical_axes"],
-                           lora, rngs) if lora is not None else None
-      if adapter is not None:
-        setattr(self, f"{name}_lora", adapter)
+    attach_loras(self, (("gate", 1), ("up", 1), ("down", 1)), lora, rngs)
 
   def _project(self, name, equation, x, rng):
-    out = mixed_einsum(equation, x, getattr(self, name)[...], self.compute_dtype)
-    if hasattr(self, f"{name}_lora"):
-      out = out + getattr(self, f"{name}_lora")(equation, x, self.compute_dtype, rng)
-    return out
+    return project(self, name, equation, x, self.compute_dtype, rng)
 
   def __call__(self, x, rng=None):
     """[batch, seq, d_model] -> [batch, seq, d_model] (float32). rng: LoRA dropout."""

@@ -137,6 +137,12 @@ def default_config() -> ml_collections.ConfigDict:
   s.initial_loss_scale = 2.0**15  # float16 only
   s.loss_scale_growth = 2000      # good steps before the loss scale doubles
 
+  # Alignment objectives (llm/align).
+  c.align = a = ml_collections.ConfigDict()
+  a.dpo_beta = 0.1
+  a.dpo_label_smoothing = 0.0  # conservative DPO
+  a.dpo_loss = "sigmoid"       # or "ipo"
+
   c.checkpoint = k = ml_collections.ConfigDict()
   k.every_steps = 100
   k.every_minutes = 10.0
@@ -246,6 +252,9 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _validate_moe(m, c.parallel)
   _validate_stability(c.stability)
   _validate_lora(m.lora)
+  if c.align.dpo_loss not in ("sigmoid", "ipo") or c.align.dpo_beta <= 0:
+    _fail("align.dpo_loss", f"loss {c.align.dpo_loss!r} with beta {c.align.dpo_beta}",
+          "Use sigmoid or ipo, with beta > 0 (default 0.1).")
   return c
 
 

@@ -88,11 +88,23 @@ class Transformer(nnx.Module):
                                      cache_index, None)
     return logits, cache
 
-  def _forward(self, tokens, positions, segment_ids, cache, cache_index, rng):
+  def features(self, tokens, positions=None, segment_ids=None):
+    """Final normalised hidden states [batch, seq, d_model] float32: what the output head
+    reads, and what reward and value heads read."""
+    if positions is None:
+      positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
+    if segment_ids is None:
+      segment_ids = jnp.ones_like(tokens)
+    return self._hidden(tokens, positions, segment_ids, None, None, None)[0]
+
+  def _hidden(self, tokens, positions, segment_ids, cache, cache_index, rng):
     x = self.embed[...][tokens].astype(jnp.float32)
     rotary = rotary_tables(positions, self.rope_inv_freq, self.rope_attention_scale)
     x, cache, aux = self._run_layers(x, rotary, positions, segment_ids, cache, cache_index, rng)
-    x = self.final_norm(x)
+    return self.final_norm(x), cache, aux
+
+  def _forward(self, tokens, positions, segment_ids, cache, cache_index, rng):
+    x, cache, aux = self._hidden(tokens, positions, segment_ids, cache, cache_index, rng)
     if self.tie_embeddings:
       logits = mixed_einsum("btd,vd->btv", x, self.embed[...], self.compute_dtype)
     else:

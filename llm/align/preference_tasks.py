@@ -1,0 +1,162 @@
+"""Reward modelling and DPO as Tasks of the one training loop.
+
+Both read pair rows (`preferences.pair_rows`: chosen_* and rejected_* keys, one row per side).
+- RewardTask: the decoder backbone plus a scalar head on the last real token, trained with the
+  Bradley-Terry loss; metrics: loss and pair accuracy.
+- DPOTask: the policy (trainable) against a frozen reference whose sequence log-probabilities
+  are computed once before training (`with_reference_logprobs`) and travel with the rows, so no
+  reference model is held during training.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from llm.align.preference_losses import bradley_terry_loss, dpo_loss, sequence_logprobs
+from llm.data.loader import eval_batches, train_batches
+from llm.model import build_model, param_logical_axes
+from llm.model.factory import abstract_model
+from llm.train.flops import training_flops_per_token
+from llm.train.partition import merge, split_trainable
+
+SIDES = ("chosen", "rejected")
+
+
+def _side(batch, side):
+  return {k[len(side) + 1:]: v for k, v in batch.items() if k.startswith(side + "_")}
+
+
+def _both_sides(batch):
+  """The chosen and rejected rows stacked into one batch (one forward pass for both)."""
+  chosen, rejected = _side(batch, "chosen"), _side(batch, "rejected")
+  return {k: jnp.concatenate([chosen[k], rejected[k]]) for k in chosen}
+
+
+class _PairTask:
+  """What reward modelling and DPO share: a model from config (optionally from given
+  parameters), pair rows, batches."""
+
+  def __init__(self, config, train_rows: dict, eval_rows: dict | None = None,
+               init_params: dict | None = None):
+    self.config, self.train_rows, self.eval_rows = config, train_rows, eval_rows
+    self.init_params, self.graphdef = init_params, None
+
+  def _model_params(self, rng):
+    seed = int(jax.random.randint(rng, (), 0, 2**31 - 1))
+    self.graphdef, params = nnx.split(build_model(self.config.model, seed), nnx.Param)
+    params = nnx.to_pure_dict(params)
+    if self.init_params is not None:
+      params = jax.tree.map(lambda x: jnp.array(x, copy=True), self.init_params)
+    return params
+
+  def model(self, params):
+    if self.graphdef is None:  # not initialised yet: the structure from the config
+      self.graphdef = nnx.split(abstract_model(self.config.model), nnx.Param)[0]
+    return nnx.merge(self.graphdef, params)
+
+  def logical_axes(self) -> dict:
+    return {f"model/{k}": v for k, v in param_logical_axes(
+        abstract_model(self.config.model)).items()}
+
+  def train_batches(self, seed: int):
+    return train_batches(self.train_rows, self.config.train.batch_size, seed,
+                         jax.process_index(), jax.process_count())
+
+  def eval_batches(self):
+    if self.eval_rows is None:
+      return []
+    return eval_batches(self.eval_rows, self.config.train.batch_size,
+                        self.config.train.eval_batches)
+
+  def tokens_per_example(self) -> int:
+    return 2 * self.config.data.seq_len
+
+  def flops_per_example(self) -> float:
+    seq = self.config.data.seq_len
+    return 2 * training_flops_per_token(self.config.model, seq) * seq
+
+
+class RewardTask(_PairTask):
+  name = "reward_model"
+
+  def init(self, rng):
+    params = self._model_params(rng)
+    d = self.config.model.d_model
+    full = {"model": params, "head": {"w": jnp.zeros((d,), jnp.float32),
+                                      "b": jnp.zeros((), jnp.float32)}}
+    return split_trainable(full, self.config.train.trainable)
+
+  def scores(self, params, rows):
+    """One scalar per row, from the last real token's final hidden state."""
+    features = self.model(params["model"]).features(rows["inputs"], rows["positions"],
+                                                    rows["segment_ids"])
+    last = jnp.take_along_axis(features, rows["last"][:, None, None], axis=1)[:, 0]
+    return last @ params["head"]["w"] + params["head"]["b"]
+
+  def loss_fn(self, trainable, frozen, batch, rng):
+    del rng
+    scores = self.scores(merge(trainable, frozen), _both_sides(batch))
+    n = scores.shape[0] // 2
+    loss, metrics = bradley_terry_loss(scores[:n], scores[n:])
+    return loss, dict(metrics, weight=jnp.float32(n))
+
+
+class DPOTask(_PairTask):
+  name = "dpo"
+
+  def init(self, rng):
+    return split_trainable({"model": self._model_params(rng)}, self.config.train.trainable)
+
+  def logprobs(self, params, rows):
+    logits = self.model(params["model"])(rows["inputs"], rows["positions"], rows["segment_ids"])
+    return sequence_logprobs(logits, rows["targets"], rows["loss_mask"])
+
+  def loss_fn(self, trainable, frozen, batch, rng):
+    del rng
+    a = self.config.align
+    logps = self.logprobs(merge(trainable, frozen), _both_sides(batch))
+    n = logps.shape[0] // 2
+    loss, metrics = dpo_loss(logps[:n], logps[n:], batch["reference_chosen"],
+                             batch["reference_rejected"], beta=a.dpo_beta,
+                             label_smoothing=a.dpo_label_smoothing, loss_type=a.dpo_loss)
+    return loss, dict(metrics, weight=jnp.float32(n))
+
+
+def with_reference_logprobs(task: DPOTask, reference_params: dict, rows: dict,
+                            batch_size: int) -> dict:
+  """`rows` plus reference_chosen / reference_rejected: the frozen reference's summed
+  log-probabilities of each response, computed once."""
+  params = {"model": jax.tree.map(jnp.asarray, reference_params)}
+  step = jax.jit(task.logprobs)
+  out = dict(rows)
+  for side in SIDES:
+    data = _side(rows, side)
+    n = len(data["inputs"])
+    values = []
+    for start in range(0, n, batch_size):
+      chunk = {k: v[start:start + batch_size] for k, v in data.items()}
+      short = batch_size - len(chunk["inputs"])
+      if short:  # keep one compiled shape
+        chunk = {k: np.concatenate([v, np.zeros((short,) + v.shape[1:], v.dtype)])
+                 for k, v in chunk.items()}
+      values.append(np.asarray(jax.device_get(step(params, chunk)))[:batch_size - short])
+    out[f"reference_{side}"] = np.concatenate(values).astype(np.float32)
+  return out
+
+
+def preference_metrics(task, params: dict, rows: dict, batch_size: int) -> dict:
+  """DPO's implicit-reward accuracy and margin (DPOTask, rows with reference log-probs) or the
+  reward model's pair accuracy (RewardTask), over all rows."""
+  sums, count = {}, 0
+  params = jax.tree.map(jnp.asarray, params)
+  step = jax.jit(lambda params, batch: task.loss_fn(params, {}, batch, None))
+  n = len(rows["chosen_inputs"])
+  for start in range(0, n - batch_size + 1, batch_size):
+    batch = {k: v[start:start + batch_size] for k, v in rows.items()}
+    loss, metrics = jax.device_get(step(params, batch))
+    for key, value in dict(metrics, loss=loss).items():
+      if key != "weight":
+        sums[key] = sums.get(key, 0.0) + float(value) * batch_size
+    count += batch_size
+  return {k: v / max(count, 1) for k, v in sums.items()}

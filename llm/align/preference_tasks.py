@@ -14,11 +14,11 @@ import numpy as np
 from flax import nnx
 
 from llm.align.preference_losses import bradley_terry_loss, dpo_loss, sequence_logprobs
-from llm.data.loader import eval_batches, train_batches
 from llm.model import build_model, param_logical_axes
 from llm.model.factory import abstract_model
 from llm.train.flops import training_flops_per_token
 from llm.train.partition import merge, split_trainable
+from llm.train.row_batches import RowBatches
 
 SIDES = ("chosen", "rejected")
 
@@ -33,7 +33,7 @@ def _both_sides(batch):
   return {k: jnp.concatenate([chosen[k], rejected[k]]) for k in chosen}
 
 
-class _PairTask:
+class _PairTask(RowBatches):
   """What reward modelling and DPO share: a model from config (optionally from given
   parameters), pair rows, batches."""
 
@@ -58,16 +58,6 @@ class _PairTask:
   def logical_axes(self) -> dict:
     return {f"model/{k}": v for k, v in param_logical_axes(
         abstract_model(self.config.model)).items()}
-
-  def train_batches(self, seed: int):
-    return train_batches(self.train_rows, self.config.train.batch_size, seed,
-                         jax.process_index(), jax.process_count())
-
-  def eval_batches(self):
-    if self.eval_rows is None:
-      return []
-    return eval_batches(self.eval_rows, self.config.train.batch_size,
-                        self.config.train.eval_batches)
 
   def tokens_per_example(self) -> int:
     return 2 * self.config.data.seq_len

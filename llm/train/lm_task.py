@@ -8,15 +8,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from llm.data.loader import eval_batches, train_batches
 from llm.model import build_model, param_logical_axes
 from llm.model.factory import abstract_model
 from llm.train.flops import training_flops_per_token
 from llm.train.losses import masked_cross_entropy
 from llm.train.partition import count, merge, split_trainable
+from llm.train.row_batches import RowBatches
 
 
-class LMTask:
+class LMTask(RowBatches):
   """Trains every parameter of the decoder on rows from llm.data.packing (ROW_KEYS)."""
 
   name = "lm"
@@ -92,17 +92,6 @@ class LMTask:
   def logical_axes(self) -> dict:
     """Logical axis names of each parameter ("layers/attn/q_proj" -> ("layers", ...))."""
     return param_logical_axes(abstract_model(self.config.model))
-
-  def train_batches(self, seed: int):
-    """This process's share of each global batch of train.batch_size rows."""
-    return train_batches(self.train_rows, self.config.train.batch_size, seed,
-                         jax.process_index(), jax.process_count())
-
-  def eval_batches(self):
-    if self.eval_rows is None:
-      return []
-    return eval_batches(self.eval_rows, self.config.train.batch_size,
-                        self.config.train.eval_batches)
 
   def tokens_per_example(self) -> int:
     return self.config.data.seq_len

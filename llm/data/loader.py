@@ -43,7 +43,7 @@ class ShardedBatches:
   `get_state`/`set_state` are what checkpoints store."""
 
   def __init__(self, rows, global_batch: int, seed: int, shard_index: int = 0,
-               shard_count: int = 1, prefetch: int = 4):
+               shard_count: int = 1, prefetch: int = 4, shuffle: bool = True):
     n = len(rows) if not isinstance(rows, dict) else len(next(iter(rows.values())))
     if n < global_batch:
       raise ValueError(f"only {n} packed rows but train.batch_size={global_batch}: add data "
@@ -54,12 +54,14 @@ class ShardedBatches:
     self._source = _Rows(rows) if isinstance(rows, dict) else rows
     self.rows, self.global_batch, self.seed = n, global_batch, seed
     self.local_batch = global_batch // shard_count
-    self._shard, self._prefetch = (shard_index, shard_count), prefetch
+    self._shard, self._prefetch, self._shuffle = (shard_index, shard_count), prefetch, shuffle
     self._start(0)
 
   def _start(self, consumed: int) -> None:
-    # shuffle, then repeat: grain draws a new permutation for every epoch.
-    stream = grain.MapDataset.source(self._source).shuffle(seed=self.seed).repeat(None)
+    # shuffle, then repeat: grain draws a new permutation for every epoch. Unshuffled, the
+    # rows come in their stored order (a curriculum) every epoch.
+    stream = grain.MapDataset.source(self._source)
+    stream = (stream.shuffle(seed=self.seed) if self._shuffle else stream).repeat(None)
     local = grain.MapDataset.source(
         _ProcessView(stream, self.global_batch, self.local_batch, self._shard[0]))
     local = local[consumed * self.local_batch:].batch(self.local_batch, drop_remainder=True)
@@ -89,10 +91,10 @@ class ShardedBatches:
 
 
 def train_batches(rows, batch_size: int, seed: int, shard_index: int = 0,
-                  shard_count: int = 1) -> ShardedBatches:
-  """Shuffled batches (reshuffled every epoch): this process's `batch_size / shard_count` rows
-  of each global batch of `batch_size`."""
-  return ShardedBatches(rows, batch_size, seed, shard_index, shard_count)
+                  shard_count: int = 1, shuffle: bool = True) -> ShardedBatches:
+  """Shuffled batches (reshuffled every epoch; in stored order with shuffle=False): this
+  process's `batch_size / shard_count` rows of each global batch of `batch_size`."""
+  return ShardedBatches(rows, batch_size, seed, shard_index, shard_count, shuffle=shuffle)
 
 
 def eval_batches(rows: dict[str, np.ndarray], batch_size: int, max_batches: int):

@@ -64,3 +64,11 @@ def test_curriculum_goes_from_single_turn_to_multi_turn():
   assert sorted(order) == list(range(12))
   assert max(turns[:6]) <= min(turns[6:])  # the first stage is the single-turn half
   assert sorted(curriculum_order(conversations, stages=0)) == list(range(12))
+
+
+def test_curriculum_rows_are_read_in_order():
+  from llm.data.loader import train_batches
+  rows = {"inputs": np.arange(12, dtype=np.int32)[:, None]}
+  batches = train_batches(rows, 4, seed=0, shuffle=False)
+  assert [next(batches)["inputs"][:, 0].tolist() for _ in range(4)] == [
+      [0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [0, 1, 2, 3]]

@@ -4,7 +4,8 @@
 
 Stages: curation of the packaged sources (llm.data.run) -> tokenizer -> packed rows ->
 pretraining on the one loop -> held-out perplexity (against a unigram baseline) -> sampled
-text. Writes DIR/report.json, and DIR/curated/report.md for the curation.
+text -> alignment on the same loop (chat SFT -> reward model -> DPO, llm/align/stages.py) ->
+a chat reply. Writes DIR/report.json, and DIR/curated/report.md for the curation.
 """
 
 import json
@@ -17,12 +18,15 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
+from llm.align.stages import run_alignment
 from llm.config import CONFIGS_DIR
 from llm.data.prepare import prepare_lm_data
 from llm.data.pipeline import curate
 from llm.eval.perplexity import model_perplexity, unigram_perplexity
 from llm.runtime import configure_logging, validated
 from llm.serve.generate import generate
+from llm.tokenizer.base import IM_END
+from llm.tokenizer.chat import render_chat
 from llm.train.lm_task import LMTask
 from llm.train.loop import train
 
@@ -39,6 +43,13 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/lifecycle", "Output folder.")
 _PROMPTS = flags.DEFINE_list("prompts", ["HAMLET.\nTo be, or not", "KING.\n"],
                              "Prompts to sample from after training.")
 _NEW_TOKENS = flags.DEFINE_integer("new_tokens", 80, "Tokens to sample per prompt.")
+_ALIGN_STEPS = flags.DEFINE_list(
+    "align_steps", ["200", "150", "80"],
+    "Steps of SFT, reward-model and DPO training after pretraining; 0,0,0 skips alignment.")
+_ALIGN_CONVERSATIONS = flags.DEFINE_integer(
+    "align_conversations", 3000, "ShareGPT conversations for SFT and preference pairs.")
+_CHAT_PROMPT = flags.DEFINE_string("chat_prompt", "What is the capital of France?",
+                                   "A user message to answer with the aligned model.")
 
 
 def curation_stage(curation_config, workdir: str) -> dict:
@@ -51,18 +62,29 @@ def curation_stage(curation_config, workdir: str) -> dict:
     return json.load(f)
 
 
+def chat_reply(tokenizer, graphdef, params, message: str, new_tokens: int, seed: int = 0) -> str:
+  """The model's reply to one user message, in the chat template, up to <|im_end|>."""
+  ids, _ = render_chat(tokenizer, [{"role": "user", "content": message}],
+                       add_generation_prompt=True)
+  out = generate(graphdef, params, jnp.asarray([ids], jnp.int32), jax.random.key(seed),
+                 max_new_tokens=new_tokens)[0].tolist()
+  end = tokenizer.special_id(IM_END)
+  return tokenizer.decode(out[:out.index(end)] if end in out else out)
+
+
 def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_config=None,
-        pretrain_sources: tuple[str, ...] = ()) -> dict:
+        pretrain_sources: tuple[str, ...] = (), align_steps=(0, 0, 0),
+        align_conversations: int = 3000, chat_prompt: str = "") -> dict:
   """Runs every stage and returns the report (also written to workdir/report.json)."""
   report, clock = {"config": config.name}, time.perf_counter()
   if curation_config is not None:
-    logging.info("[0/4] curation of the packaged sources")
+    logging.info("[0/5] curation of the packaged sources")
     stats = curation_stage(curation_config, workdir)
     report["curation"] = {"kept_by_source": stats["kept_by_source"],
                           "removed": stats["removed"], "seconds": stats["seconds"]}
     config.data.source = "curated:" + os.path.abspath(os.path.join(workdir, "curated"))
     config.data.curated_sources = ",".join(pretrain_sources)
-  logging.info("[1/4] data: documents -> tokenizer -> packed rows")
+  logging.info("[1/5] data: documents -> tokenizer -> packed rows")
   tokenizer, train_rows, heldout_rows = prepare_lm_data(config.data, workdir)
   report["data"] = {"train_rows": len(train_rows),
                     "packing_efficiency": round(train_rows.manifest["packing_efficiency"], 4),
@@ -70,7 +92,7 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_conf
                     "train_tokens": train_rows.manifest["tokens"],
                     "tokenizer_vocab": tokenizer.vocab_size}
 
-  logging.info("[2/4] pretraining %s for %d steps", config.name, config.train.steps)
+  logging.info("[2/5] pretraining %s for %d steps", config.name, config.train.steps)
   task = LMTask(config, train_rows, heldout_rows)
   result = train(config, task, os.path.join(workdir, "pretrain"))
   params = result["state"]["params"]
@@ -84,14 +106,14 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_conf
       "median_tokens_per_second": _median([h["tokens_per_second"] for h in history[1:]]),
       "median_mfu": _median([h["mfu"] for h in history[1:]])}
 
-  logging.info("[3/4] held-out perplexity")
+  logging.info("[3/5] held-out perplexity")
   model = task.model(params)
   report["heldout"] = dict(
       model_perplexity(model, heldout_rows, config.train.batch_size),
       unigram_perplexity=unigram_perplexity(train_rows.to_arrays(), heldout_rows,
                                             config.model.vocab_size))
 
-  logging.info("[4/4] sampling")
+  logging.info("[4/5] sampling")
   samples = []
   for i, prompt in enumerate(prompts):
     ids = jnp.asarray([[tokenizer.bos_id] + tokenizer.encode(prompt)], jnp.int32)
@@ -101,6 +123,18 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_conf
       completion = completion[:completion.index(tokenizer.eos_id)]
     samples.append({"prompt": prompt, "completion": tokenizer.decode(completion)})
   report["samples"] = samples
+
+  if any(align_steps):
+    logging.info("[5/5] alignment: SFT -> reward model -> DPO")
+    sft_steps, rm_steps, dpo_steps = align_steps
+    aligned = run_alignment(config, tokenizer, jax.device_get(params),
+                            os.path.join(workdir, "align"), sft_steps=sft_steps,
+                            rm_steps=rm_steps, dpo_steps=dpo_steps,
+                            conversations=align_conversations)
+    final = aligned.pop("params")
+    aligned["chat"] = {"prompt": chat_prompt, "reply_after_dpo": chat_reply(
+        tokenizer, task.graphdef, final["dpo"], chat_prompt, new_tokens)}
+    report["alignment"] = aligned
   report["seconds"] = time.perf_counter() - clock
   path = os.path.join(workdir, "report.json")
   with open(path + ".tmp", "w", encoding="utf-8") as f:
@@ -118,12 +152,23 @@ def main(argv):
   configure_logging()
   config = validated(_CONFIG.value)
   report = run(config, _WORKDIR.value, _PROMPTS.value, _NEW_TOKENS.value, _CURATION.value,
-               tuple(_PRETRAIN_SOURCES.value))
+               tuple(_PRETRAIN_SOURCES.value), tuple(int(s) for s in _ALIGN_STEPS.value),
+               _ALIGN_CONVERSATIONS.value, _CHAT_PROMPT.value)
   h = report["heldout"]
   print(f"\nheld-out perplexity {h['perplexity']:.1f} over {h['tokens']} tokens "
         f"(unigram baseline {h['unigram_perplexity']:.1f})")
   for s in report["samples"]:
     print(f"\n--- prompt: {s['prompt']!r}\n{s['prompt']}{s['completion']}")
+  if "alignment" in report:
+    a = report["alignment"]
+    print(f"\nSFT held-out assistant loss {a['sft']['heldout_assistant_loss_before']:.3f} -> "
+          f"{a['sft']['heldout_assistant_loss_after']:.3f}; reward model held-out pair accuracy "
+          f"{a['reward_model']['heldout']['accuracy']:.3f}; DPO held-out preference accuracy "
+          f"{a['dpo']['heldout_before']['rewards/accuracy']:.3f} -> "
+          f"{a['dpo']['heldout_after']['rewards/accuracy']:.3f}, margin "
+          f"{a['dpo']['heldout_before']['rewards/margin']:.3f} -> "
+          f"{a['dpo']['heldout_after']['rewards/margin']:.3f}")
+    print(f"chat: {a['chat']['prompt']!r} -> {a['chat']['reply_after_dpo']!r}")
   print(f"\nreport: {os.path.join(_WORKDIR.value, 'report.json')}")
 
 

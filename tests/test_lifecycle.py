@@ -24,7 +24,8 @@ def _run(args, cwd=ROOT):
 def test_lifecycle_trains_evaluates_and_samples(tmp_path):
   result = _run(["llm.lifecycle", f"--workdir={tmp_path}", "--config.train.steps=150",
                  "--config.data.max_chars=400000", "--config.train.progress=false",
-                 "--new_tokens=12", *SMALL_CURATION])
+                 "--new_tokens=12", "--align_steps=15,15,15", "--align_conversations=300",
+                 *SMALL_CURATION])
   report = json.loads((tmp_path / "report.json").read_text())
   assert report["data"]["heldout_rows"] > 0 and report["data"]["tokenizer_vocab"] == 2048
   assert report["pretrain"]["final_loss"] < report["pretrain"]["first_loss"] - 1.0
@@ -36,6 +37,12 @@ def test_lifecycle_trains_evaluates_and_samples(tmp_path):
   curated = report["curation"]["kept_by_source"]
   assert {"shakespeare", "chatterbot", "peoples_daily", "python_stdlib"} <= set(curated)
   assert "dedup:exact" in (tmp_path / "curated" / "report.md").read_text()
+  aligned = report["alignment"]  # SFT -> reward model -> DPO on the same loop
+  assert (aligned["sft"]["heldout_assistant_loss_after"]
+          < aligned["sft"]["heldout_assistant_loss_before"])
+  assert 0.0 <= aligned["reward_model"]["heldout"]["accuracy"] <= 1.0
+  assert aligned["dpo"]["heldout_before"]["rewards/accuracy"] == 0.0  # policy == reference
+  assert isinstance(aligned["chat"]["reply_after_dpo"], str)
 
 
 def test_main_runs_sft_from_a_jsonl_file(tmp_path):

@@ -116,22 +116,24 @@ class DPOTask(_PairTask):
 def with_reference_logprobs(task: DPOTask, reference_params: dict, rows: dict,
                             batch_size: int) -> dict:
   """`rows` plus reference_chosen / reference_rejected: the frozen reference's summed
-  log-probabilities of each response, computed once."""
+  log-probabilities of each response, computed once, batch by batch exactly as the loss
+  computes the policy's (so at policy == reference the two agree bitwise)."""
   params = {"model": jax.tree.map(jnp.asarray, reference_params)}
-  step = jax.jit(task.logprobs)
+  step = jax.jit(lambda params, batch: task.logprobs(params, _both_sides(batch)))
+  pairs = {k: v for k, v in rows.items() if k.startswith(SIDES)}
+  n = len(pairs["chosen_inputs"])
+  values = []
+  for start in range(0, n, batch_size):
+    chunk = {k: v[start:start + batch_size] for k, v in pairs.items()}
+    short = batch_size - len(chunk["chosen_inputs"])
+    if short:  # keep one compiled shape
+      chunk = {k: np.concatenate([v, np.zeros((short,) + v.shape[1:], v.dtype)])
+               for k, v in chunk.items()}
+    both = np.asarray(jax.device_get(step(params, chunk)))
+    values.append((both[:batch_size - short], both[batch_size:2 * batch_size - short]))
   out = dict(rows)
-  for side in SIDES:
-    data = _side(rows, side)
-    n = len(data["inputs"])
-    values = []
-    for start in range(0, n, batch_size):
-      chunk = {k: v[start:start + batch_size] for k, v in data.items()}
-      short = batch_size - len(chunk["inputs"])
-      if short:  # keep one compiled shape
-        chunk = {k: np.concatenate([v, np.zeros((short,) + v.shape[1:], v.dtype)])
-                 for k, v in chunk.items()}
-      values.append(np.asarray(jax.device_get(step(params, chunk)))[:batch_size - short])
-    out[f"reference_{side}"] = np.concatenate(values).astype(np.float32)
+  out["reference_chosen"] = np.concatenate([c for c, _ in values]).astype(np.float32)
+  out["reference_rejected"] = np.concatenate([r for _, r in values]).astype(np.float32)
   return out
 
 

@@ -28,7 +28,10 @@ from llm.train.step import init_state, make_eval_step, make_train_step
 
 
 def save_config(config, workdir: str) -> None:
-  """Writes the resolved config to workdir/config.json atomically."""
+  """Writes the resolved config to workdir/config.json atomically (process 0 only: every
+  process of a run shares the workdir)."""
+  if jax.process_index() != 0:
+    return
   path = os.path.join(workdir, "config.json")
   with open(path + ".tmp", "w", encoding="utf-8") as f:
     f.write(config.to_json_best_effort(indent=2, sort_keys=True))
@@ -178,6 +181,8 @@ def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
       lr_scale = s.lr_factor if counters["lr_factor_left"] > 0 else 1.0
       counters["lr_factor_left"] = max(0, counters["lr_factor_left"] - 1)
       state, device_metrics = train_step(state, frozen, batch, lr_scale)
+      if hasattr(task, "observe"):  # e.g. PPO samples its next rollout from these parameters
+        task.observe(state)
       # Read the previous step's metrics only now, so the device is never idle waiting for
       # the host to fetch the next batch and dispatch.
       incident = None
@@ -206,7 +211,8 @@ def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
     bar.close()
     writer.close()
     checkpointer.close()
-  with open(os.path.join(workdir, "peak_flops.json"), "w", encoding="utf-8") as f:
-    json.dump({"peak_flops": peak, "dtype": config.model.compute_dtype}, f)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "peak_flops.json"), "w", encoding="utf-8") as f:
+      json.dump({"peak_flops": peak, "dtype": config.model.compute_dtype}, f)
   return {"history": history, "eval": eval_metrics, "state": state, "frozen": frozen,
           "incidents": incidents}

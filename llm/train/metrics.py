@@ -3,6 +3,8 @@
 import json
 import os
 
+import jax
+
 
 def _truncate_jsonl(path: str, last_step: int) -> None:
   """Drops records after `last_step` (written after the checkpoint a run resumes from)."""
@@ -19,6 +21,9 @@ class MetricsWriter:
   """Appends per-step metrics; on resume from `start_step`, later records are replaced."""
 
   def __init__(self, workdir: str, start_step: int = 0):
+    self._jsonl = self._tb = None
+    if jax.process_index() != 0:  # the processes of one run share the workdir
+      return
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, "metrics.jsonl")
     _truncate_jsonl(path, start_step)
@@ -31,6 +36,8 @@ class MetricsWriter:
       self._tb = None
 
   def write(self, step: int, metrics: dict) -> None:
+    if self._jsonl is None:
+      return
     record = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
     self._jsonl.write(json.dumps(record) + "\n")
     self._jsonl.flush()
@@ -40,6 +47,8 @@ class MetricsWriter:
           self._tb.add_scalar(key, value, step)
 
   def close(self) -> None:
+    if self._jsonl is None:
+      return
     self._jsonl.close()
     if self._tb is not None:
       self._tb.close()

@@ -15,6 +15,8 @@ import math
 import os
 import time
 
+import jax
+
 
 @dataclasses.dataclass
 class Incident:
@@ -65,6 +67,8 @@ class LossMonitor:
 
 
 def log_event(workdir: str, event: dict) -> None:
-  """Appends one event (with the wall time) to workdir/events.jsonl."""
+  """Appends one event (with the wall time) to workdir/events.jsonl (process 0)."""
+  if jax.process_index() != 0:
+    return
   with open(os.path.join(workdir, "events.jsonl"), "a", encoding="utf-8") as f:
     f.write(json.dumps(dict(event, time=time.time())) + "\n")

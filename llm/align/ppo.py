@@ -1,0 +1,206 @@
+"""PPO and GRPO for a language-model policy, as a Task of the one loop whose batch source is
+the rollout.
+
+Each rollout samples responses to a batch of prompts with the KV-cache decoder from the current
+policy (the loop hands its parameters to `observe` after every step), scores them with the
+frozen reward model at the last response token, and computes the frozen reference's and the
+policy's log-probabilities:
+- PPO: per-token rewards -kl_coef * (log pi - log ref) plus the score at the end; values
+  from a value head on the policy's final hidden states; GAE; whitened advantages. The loss is
+  the clipped policy loss plus vf_coef x the clipped value loss.
+- GRPO: `group_size` samples per prompt; each sample's KL-penalised return is compared with its
+  group's (mean and std), broadcast over its tokens; no value head.
+A rollout is used for `epochs` passes of `minibatches` minibatches, then the next one is drawn.
+`kl_target` > 0 turns on the adaptive KL coefficient (Ziegler et al.).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from llm.align import rl_losses
+from llm.model.factory import abstract_model
+from llm.serve.generate import generate
+from llm.train.flops import training_flops_per_token
+from llm.train.partition import merge
+
+
+@dataclasses.dataclass
+class PPOSettings:
+  algo: str = "ppo"          # or "grpo"
+  rollout_prompts: int = 16
+  group_size: int = 1        # samples per prompt (GRPO uses > 1)
+  new_tokens: int = 24
+  temperature: float = 1.0
+  epochs: int = 2
+  minibatches: int = 2
+  kl_coef: float = 0.1
+  kl_target: float = 0.0     # > 0: adaptive KL coefficient
+  kl_horizon: int = 10_000
+  gamma: float = 1.0
+  lam: float = 0.95
+  clip: float = 0.2
+  value_clip: float = 0.2
+  vf_coef: float = 0.5
+
+
+def _response_mask(responses, stop_id):
+  """1 up to and including the first stop token of each response, 0 after."""
+  is_stop = responses == stop_id
+  before = jnp.cumsum(is_stop, axis=1) - is_stop  # stops strictly before this position
+  return (before == 0).astype(jnp.float32)
+
+
+class PPOTask:
+  """trainable = {"model": policy, "value_head": {w, b}}; frozen = {"reference", "reward"}."""
+
+  def __init__(self, config, settings: PPOSettings, prompts: np.ndarray, policy: dict,
+               reward_model: dict | None, stop_id: int, reward_fn=None):
+    """prompts [n, P] token ids (equal length); policy: the SFT parameters (also the
+    reference); reward_model: {"model", "head"} of a RewardTask, or reward_fn(tokens,
+    response_mask) -> scores, a jittable rule (exact-match answers, format checks)."""
+    self.reward_fn = reward_fn
+    self.config, self.s, self.prompts, self.stop_id = config, settings, prompts, stop_id
+    self.graphdef = nnx.split(abstract_model(config.model), nnx.Param)[0]
+    self.policy, self.reward_model = policy, reward_model
+    self.params = None  # the loop's latest trainable parameters (observe)
+    self.kl_coef = settings.kl_coef
+    self.history = []  # per rollout: mean score, KL, kl_coef
+    self._score = jax.jit(self._scores)
+    self._stats = jax.jit(self._rollout_stats)
+
+  name = "ppo"
+
+  def init(self, rng):
+    del rng
+    d = self.config.model.d_model
+    trainable = {"model": jax.tree.map(lambda x: jnp.array(x, copy=True), self.policy),
+                 "value_head": {"w": jnp.zeros((d,)), "b": jnp.zeros(())}}
+    self.params = trainable
+    return trainable, {"reference": self.policy, "reward": self.reward_model or {}}
+
+  def observe(self, state) -> None:
+    self.params = state["params"]
+
+  def _model(self, params):
+    return nnx.merge(self.graphdef, params)
+
+  def _logprobs_values(self, params, tokens, value_head=None):
+    model = self._model(params)
+    features = model.features(tokens[:, :-1])
+    logits = model(tokens[:, :-1])
+    logp = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), tokens[:, 1:, None], -1)[..., 0]
+    values = None if value_head is None else features @ value_head["w"] + value_head["b"]
+    return logp, values
+
+  def _scores(self, reward, tokens, last):
+    features = self._model(reward["model"]).features(tokens)
+    at = jnp.take_along_axis(features, last[:, None, None], axis=1)[:, 0]
+    return at @ reward["head"]["w"] + reward["head"]["b"]
+
+  def _rollout_stats(self, trainable, frozen, tokens, mask):
+    logp, values = self._logprobs_values(trainable["model"], tokens, trainable["value_head"])
+    ref_logp, _ = self._logprobs_values(frozen["reference"], tokens)
+    last = jnp.maximum(jnp.sum(mask, axis=1).astype(jnp.int32) - 1, 0)
+    last = last + (tokens.shape[1] - 1 - mask.shape[1])  # the input index of the final target
+    if self.reward_fn is not None:
+      scores = self.reward_fn(tokens, mask)
+    else:
+      scores = self._scores(frozen["reward"], tokens, last)
+    return logp, values, ref_logp, scores
+
+  def rollout(self, rng, frozen) -> dict:
+    """One rollout's training rows (numpy), and its statistics in self.history."""
+    s = self.s
+    pick = jax.random.choice(rng, len(self.prompts), (s.rollout_prompts,), replace=False)
+    prompts = jnp.repeat(jnp.asarray(self.prompts)[pick], s.group_size, axis=0)
+    responses = generate(self.graphdef, self.params["model"], prompts, rng,
+                         max_new_tokens=s.new_tokens, temperature=s.temperature, top_k=0)
+    tokens = jnp.concatenate([prompts, responses], axis=1)
+    response_mask = _response_mask(responses, self.stop_id)
+    mask = jnp.concatenate([jnp.zeros((len(tokens), prompts.shape[1] - 1)), response_mask], 1)
+    logp, values, ref_logp, scores = self._stats(self.params, frozen, tokens, response_mask)
+    rewards, kl = rl_losses.kl_penalised_rewards(scores, logp, ref_logp, mask, self.kl_coef)
+    if s.algo == "grpo":
+      returns_seq = jnp.sum(rewards, axis=1)
+      advantages = rl_losses.group_advantages(returns_seq, s.group_size)[:, None] * mask
+      returns, values = jnp.zeros_like(rewards), jnp.zeros_like(rewards)
+    else:
+      advantages, returns = rl_losses.gae(rewards, values * mask, mask, s.gamma, s.lam)
+      advantages = rl_losses.whiten(advantages, mask)
+    mean_kl = float(jnp.sum(kl) / len(tokens))
+    self.history.append({"score": float(jnp.mean(scores)), "kl": mean_kl,
+                         "kl_coef": self.kl_coef})
+    if s.kl_target > 0:
+      self.kl_coef = rl_losses.adaptive_kl_coef(self.kl_coef, mean_kl, s.kl_target,
+                                                s.kl_horizon, len(tokens))
+    return {k: np.asarray(v) for k, v in dict(
+        tokens=tokens, mask=mask, old_logprobs=logp, old_values=values * mask,
+        advantages=advantages, returns=returns,
+        score=jnp.broadcast_to(scores[:, None], mask.shape)).items()}
+
+  def train_batches(self, seed: int):
+    return _Rollouts(self, seed)
+
+  def loss_fn(self, trainable, frozen, batch, rng):
+    del frozen, rng
+    s = self.s
+    head = trainable["value_head"] if s.algo == "ppo" else None
+    logp, values = self._logprobs_values(trainable["model"], batch["tokens"], head)
+    mask = batch["mask"]
+    loss, metrics = rl_losses.ppo_policy_loss(logp, batch["old_logprobs"], batch["advantages"],
+                                              mask, s.clip)
+    if s.algo == "ppo":
+      value_loss, value_metrics = rl_losses.ppo_value_loss(
+          values, batch["old_values"], batch["returns"], mask, s.value_clip)
+      loss = loss + s.vf_coef * value_loss
+      metrics.update(value_metrics, **{"value/loss": value_loss})
+    metrics["rollout/score"] = jnp.mean(batch["score"][:, 0])
+    return loss, metrics
+
+  def eval_batches(self):
+    return []
+
+  def tokens_per_example(self) -> int:
+    return self.prompts.shape[1] + self.s.new_tokens
+
+  def flops_per_example(self) -> float:
+    seq = self.tokens_per_example()
+    return training_flops_per_token(self.config.model, seq) * seq
+
+
+class _Rollouts:
+  """Minibatches of the current rollout; a new rollout after `epochs` passes."""
+
+  def __init__(self, task: PPOTask, seed: int):
+    self.task, self.seed, self.consumed = task, seed, 0
+    self.rows, self.order = None, []
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    s, task = self.task.s, self.task
+    per_rollout = s.epochs * s.minibatches
+    if self.consumed % per_rollout == 0 or self.rows is None:
+      rng = jax.random.fold_in(jax.random.key(self.seed), self.consumed // per_rollout)
+      frozen = {"reference": task.policy, "reward": task.reward_model or {}}
+      self.rows = task.rollout(rng, frozen)
+      n = len(self.rows["tokens"])
+      perm = np.random.default_rng(self.consumed).permutation
+      self.order = [perm(n) for _ in range(s.epochs)]
+    step = self.consumed % per_rollout
+    epoch, part = divmod(step, s.minibatches)
+    size = len(self.rows["tokens"]) // s.minibatches
+    index = self.order[epoch][part * size:(part + 1) * size]
+    self.consumed += 1
+    return {k: v[index] for k, v in self.rows.items()}
+
+  def get_state(self):
+    return {"global_batches": self.consumed}
+
+  def set_state(self, state):  # a resumed run draws a fresh rollout from the restored policy
+    self.consumed, self.rows = int(state["global_batches"]), None

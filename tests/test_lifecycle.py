@@ -64,7 +64,8 @@ def test_lifecycle_rerun_on_a_finished_workdir_reports_the_same_training(tmp_pat
   args = ["llm.lifecycle", f"--workdir={tmp_path}", "--config.train.steps=6",
           "--config.optim.warmup_steps=2",
           "--config.data.max_chars=150000", "--config.data.heldout_fraction=0.1",
-          "--config.train.progress=false", "--new_tokens=4", *SMALL_CURATION]
+          "--config.train.progress=false", "--new_tokens=4", "--align_steps=0,0,0",
+          *SMALL_CURATION]
   _run(args)
   first = json.loads((tmp_path / "report.json").read_text())
   _run(args)  # resumes at the final checkpoint: no training, same evaluation

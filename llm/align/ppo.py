@@ -91,7 +91,7 @@ class PPOTask:
   def _logprobs_values(self, params, tokens, value_head=None):
     model = self._model(params)
     features = model.features(tokens[:, :-1])
-    logits = model(tokens[:, :-1])
+    logits = model.head(features)  # one pass for both the policy and the value head
     logp = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), tokens[:, 1:, None], -1)[..., 0]
     values = None if value_head is None else features @ value_head["w"] + value_head["b"]
     return logp, values

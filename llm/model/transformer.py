@@ -103,13 +103,15 @@ class Transformer(nnx.Module):
     x, cache, aux = self._run_layers(x, rotary, positions, segment_ids, cache, cache_index, rng)
     return self.final_norm(x), cache, aux
 
+  def head(self, features):
+    """Logits [batch, seq, vocab] float32 from `features` (the tied embedding or lm_head)."""
+    if self.tie_embeddings:
+      return mixed_einsum("btd,vd->btv", features, self.embed[...], self.compute_dtype)
+    return mixed_einsum("btd,dv->btv", features, self.lm_head[...], self.compute_dtype)
+
   def _forward(self, tokens, positions, segment_ids, cache, cache_index, rng):
     x, cache, aux = self._hidden(tokens, positions, segment_ids, cache, cache_index, rng)
-    if self.tie_embeddings:
-      logits = mixed_einsum("btd,vd->btv", x, self.embed[...], self.compute_dtype)
-    else:
-      logits = mixed_einsum("btd,dv->btv", x, self.lm_head[...], self.compute_dtype)
-    return logits, cache, aux
+    return self.head(x), cache, aux
 
   def _mean_over_moe_layers(self, per_layer: list[dict]) -> dict:
     per_layer = [a for a in per_layer if a]

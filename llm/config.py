@@ -16,7 +16,7 @@ ROPE_SCALINGS = ("none", "linear", "ntk", "yarn", "llama3")
 REMAT_POLICIES = ("none", "full", "save_dots", "save_attn_out", "save_qkv_proj")
 # "auto": bfloat16 on GPUs and TPUs, float32 on CPU; float16 trains with dynamic loss scaling
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-TASKS = ("lm", "sft")
+TASKS = ("lm", "sft", "chat_sft", "reward", "dpo", "ppo")  # the last four: llm/align/stage.py
 CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
 
@@ -142,6 +142,28 @@ def default_config() -> ml_collections.ConfigDict:
   a.dpo_beta = 0.1
   a.dpo_label_smoothing = 0.0  # conservative DPO
   a.dpo_loss = "sigmoid"       # or "ipo"
+  a.init_from = ""             # chat_sft/reward/dpo/ppo run alone: the previous stage's workdir
+  a.reward_from = ""           # ppo run alone: the reward model's workdir
+  a.conversations = 3000       # packaged ShareGPT conversations (10% held out by id hash)
+  a.curriculum_stages = 4      # chat SFT: easy-to-hard blocks (0: a plain shuffle)
+  # PPO and GRPO (llm/align/ppo.py): one rollout per rl_epochs x rl_minibatches steps.
+  a.rl_algo = "ppo"            # or "grpo"
+  a.prompt_tokens = 24         # prompts are cut or dropped to this length (chat template kept)
+  a.rollout_prompts = 32
+  a.group_size = 1             # samples per prompt (GRPO: > 1)
+  a.new_tokens = 24
+  a.temperature = 1.0
+  a.rl_epochs = 2
+  a.rl_minibatches = 2
+  a.kl_coef = 0.1              # per-token KL penalty to the reference
+  a.kl_target = 0.0            # > 0: adaptive KL coefficient aiming at this KL per sequence
+  a.kl_horizon = 10_000
+  a.max_kl = 0.0               # > 0: the bound the KL per sequence must stay under (reported)
+  a.gamma = 1.0
+  a.lam = 0.95
+  a.clip = 0.2
+  a.value_clip = 0.2
+  a.vf_coef = 0.5
 
   c.checkpoint = k = ml_collections.ConfigDict()
   k.every_steps = 100
@@ -252,10 +274,27 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _validate_moe(m, c.parallel)
   _validate_stability(c.stability)
   _validate_lora(m.lora)
-  if c.align.dpo_loss not in ("sigmoid", "ipo") or c.align.dpo_beta <= 0:
-    _fail("align.dpo_loss", f"loss {c.align.dpo_loss!r} with beta {c.align.dpo_beta}",
-          "Use sigmoid or ipo, with beta > 0 (default 0.1).")
+  _validate_align(c.align, t.task, t.batch_size)
   return c
+
+
+def _validate_align(a, task: str, batch_size: int):
+  if a.dpo_loss not in ("sigmoid", "ipo") or a.dpo_beta <= 0:
+    _fail("align.dpo_loss", f"loss {a.dpo_loss!r} with beta {a.dpo_beta}",
+          "Use sigmoid or ipo, with beta > 0 (default 0.1).")
+  if a.rl_algo not in ("ppo", "grpo"):
+    _fail("align.rl_algo", f"unknown algorithm {a.rl_algo!r}", "Use ppo or grpo.")
+  if a.rl_algo == "grpo" and a.group_size < 2:
+    _fail("align.group_size", f"GRPO compares samples of one prompt, got group_size "
+          f"{a.group_size}", "Use group_size >= 2 (e.g. 4).")
+  if a.rollout_prompts * a.group_size % a.rl_minibatches:
+    _fail("align.rl_minibatches", f"{a.rollout_prompts} prompts x {a.group_size} samples do "
+          f"not split into {a.rl_minibatches} minibatches", "Make the product divisible.")
+  minibatch = a.rollout_prompts * a.group_size // a.rl_minibatches
+  if task == "ppo" and minibatch != batch_size:
+    _fail("train.batch_size", f"PPO trains on minibatches of the rollout: {a.rollout_prompts} "
+          f"prompts x {a.group_size} / {a.rl_minibatches} = {minibatch} sequences, but "
+          f"train.batch_size is {batch_size}", f"Set train.batch_size={minibatch}.")
 
 
 def _validate_lora(lora):

@@ -4,8 +4,8 @@
 
 Stages: curation of the packaged sources (llm.data.run) -> tokenizer -> packed rows ->
 pretraining on the one loop -> held-out perplexity (against a unigram baseline) -> sampled
-text -> alignment on the same loop (chat SFT -> reward model -> DPO, llm/align/stages.py) ->
-a chat reply. Writes DIR/report.json, and DIR/curated/report.md for the curation.
+text -> alignment on the same loop (chat SFT -> reward model -> DPO and PPO, each from its
+config in experiments/configs/{sft,rm,dpo,ppo}_tiny.py; llm/align/stages.py) -> chat replies. Writes DIR/report.json, and DIR/curated/report.md for the curation.
 """
 
 import json
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from llm.align.stages import run_alignment
+from llm.align.stages import STAGES, run_alignment, stage_configs
 from llm.config import CONFIGS_DIR
 from llm.data.prepare import prepare_lm_data
 from llm.data.pipeline import curate
@@ -44,8 +44,13 @@ _PROMPTS = flags.DEFINE_list("prompts", ["HAMLET.\nTo be, or not", "KING.\n"],
                              "Prompts to sample from after training.")
 _NEW_TOKENS = flags.DEFINE_integer("new_tokens", 80, "Tokens to sample per prompt.")
 _ALIGN_STEPS = flags.DEFINE_list(
-    "align_steps", ["200", "150", "80"],
-    "Steps of SFT, reward-model and DPO training after pretraining; 0,0,0 skips alignment.")
+    "align_steps", ["200", "150", "80", "120"],
+    "Steps of SFT, reward-model, DPO and PPO training after pretraining (0 skips a stage; "
+    "0,0,0,0 skips alignment); empty keeps each stage config's own.")
+_ALIGN_CONFIGS = flags.DEFINE_list(
+    "align_configs", ["sft_tiny", "rm_tiny", "dpo_tiny", "ppo_tiny"],
+    "Experiment configs (names under experiments/configs, or paths) of the SFT, reward-model, "
+    "DPO and PPO stages; their model comes from the pretraining config.")
 _ALIGN_CONVERSATIONS = flags.DEFINE_integer(
     "align_conversations", 3000, "ShareGPT conversations for SFT and preference pairs.")
 _CHAT_PROMPT = flags.DEFINE_string("chat_prompt", "What is the capital of France?",
@@ -73,8 +78,9 @@ def chat_reply(tokenizer, graphdef, params, message: str, new_tokens: int, seed:
 
 
 def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_config=None,
-        pretrain_sources: tuple[str, ...] = (), align_steps=(0, 0, 0),
-        align_conversations: int = 3000, chat_prompt: str = "") -> dict:
+        pretrain_sources: tuple[str, ...] = (), align_steps=(0, 0, 0, 0),
+        align_conversations: int = 3000, chat_prompt: str = "",
+        align_configs=("sft_tiny", "rm_tiny", "dpo_tiny", "ppo_tiny")) -> dict:
   """Runs every stage and returns the report (also written to workdir/report.json)."""
   report, clock = {"config": config.name}, time.perf_counter()
   if curation_config is not None:
@@ -124,16 +130,17 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_conf
     samples.append({"prompt": prompt, "completion": tokenizer.decode(completion)})
   report["samples"] = samples
 
-  if any(align_steps):
-    logging.info("[5/5] alignment: SFT -> reward model -> DPO")
-    sft_steps, rm_steps, dpo_steps = align_steps
-    aligned = run_alignment(config, tokenizer, jax.device_get(params),
-                            os.path.join(workdir, "align"), sft_steps=sft_steps,
-                            rm_steps=rm_steps, dpo_steps=dpo_steps,
-                            conversations=align_conversations)
-    final = aligned.pop("params")
-    aligned["chat"] = {"prompt": chat_prompt, "reply_after_dpo": chat_reply(
-        tokenizer, task.graphdef, final["dpo"], chat_prompt, new_tokens)}
+  if align_steps is None or any(align_steps):
+    logging.info("[5/5] alignment: SFT -> reward model -> DPO and PPO")
+    configs = stage_configs(config, dict(zip(STAGES, align_configs)),
+                            dict(zip(STAGES, align_steps or ())))
+    configs["sft"].align.conversations = align_conversations
+    aligned = run_alignment(configs, tokenizer, jax.device_get(params),
+                            os.path.join(workdir, "align"))
+    policies = aligned.pop("params")
+    aligned["chat"] = {"prompt": chat_prompt, **{
+        f"reply_after_{name}": chat_reply(tokenizer, task.graphdef, policy, chat_prompt,
+                                          new_tokens) for name, policy in policies.items()}}
     report["alignment"] = aligned
   report["seconds"] = time.perf_counter() - clock
   path = os.path.join(workdir, "report.json")
@@ -141,6 +148,34 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_conf
     json.dump(report, f, indent=2, ensure_ascii=False)
   os.replace(path + ".tmp", path)
   return report
+
+
+def print_alignment(a: dict) -> None:
+  print(f"\nSFT held-out assistant loss {a['sft']['heldout_assistant_loss_before']:.3f} -> "
+        f"{a['sft']['heldout_assistant_loss_after']:.3f}")
+  if "reward_model" in a:
+    print(f"reward model held-out pair accuracy {a['reward_model']['heldout']['accuracy']:.3f}")
+  if "dpo" in a:
+    before, after = a["dpo"]["heldout_before"], a["dpo"]["heldout_after"]
+    print(f"DPO held-out preference accuracy {before['rewards/accuracy']:.3f} -> "
+          f"{after['rewards/accuracy']:.3f}, margin {before['rewards/margin']:.3f} -> "
+          f"{after['rewards/margin']:.3f}")
+  if "ppo" in a:
+    p = a["ppo"]
+    print(f"{p['algo'].upper()} held-out reward {p['heldout_before']['score']:.3f} -> "
+          f"{p['heldout_after']['score']:.3f}, KL to the reference "
+          f"{p['heldout_before']['kl']:.3f} -> {p['heldout_after']['kl']:.3f} (bound "
+          f"{p['max_kl']:g}, rollout max {p['rollout_kl_max']:.3f}); curves {p['curves']}")
+  for key, reply in a["chat"].items():
+    if key.startswith("reply_after_"):
+      print(f"chat after {key[len('reply_after_'):]}: {a['chat']['prompt']!r} -> {reply!r}")
+
+
+def _align_steps(values: list[str]):
+  if values and len(values) != len(STAGES):
+    raise app.UsageError(f"--align_steps takes {len(STAGES)} numbers ({', '.join(STAGES)}), "
+                         f"got {values}")
+  return tuple(int(v) for v in values) if values else None
 
 
 def _median(values):
@@ -152,23 +187,15 @@ def main(argv):
   configure_logging()
   config = validated(_CONFIG.value)
   report = run(config, _WORKDIR.value, _PROMPTS.value, _NEW_TOKENS.value, _CURATION.value,
-               tuple(_PRETRAIN_SOURCES.value), tuple(int(s) for s in _ALIGN_STEPS.value),
-               _ALIGN_CONVERSATIONS.value, _CHAT_PROMPT.value)
+               tuple(_PRETRAIN_SOURCES.value), _align_steps(_ALIGN_STEPS.value),
+               _ALIGN_CONVERSATIONS.value, _CHAT_PROMPT.value, tuple(_ALIGN_CONFIGS.value))
   h = report["heldout"]
   print(f"\nheld-out perplexity {h['perplexity']:.1f} over {h['tokens']} tokens "
         f"(unigram baseline {h['unigram_perplexity']:.1f})")
   for s in report["samples"]:
     print(f"\n--- prompt: {s['prompt']!r}\n{s['prompt']}{s['completion']}")
   if "alignment" in report:
-    a = report["alignment"]
-    print(f"\nSFT held-out assistant loss {a['sft']['heldout_assistant_loss_before']:.3f} -> "
-          f"{a['sft']['heldout_assistant_loss_after']:.3f}; reward model held-out pair accuracy "
-          f"{a['reward_model']['heldout']['accuracy']:.3f}; DPO held-out preference accuracy "
-          f"{a['dpo']['heldout_before']['rewards/accuracy']:.3f} -> "
-          f"{a['dpo']['heldout_after']['rewards/accuracy']:.3f}, margin "
-          f"{a['dpo']['heldout_before']['rewards/margin']:.3f} -> "
-          f"{a['dpo']['heldout_after']['rewards/margin']:.3f}")
-    print(f"chat: {a['chat']['prompt']!r} -> {a['chat']['reply_after_dpo']!r}")
+    print_alignment(report["alignment"])
   print(f"\nreport: {os.path.join(_WORKDIR.value, 'report.json')}")
 
 

@@ -24,7 +24,7 @@ def _run(args, cwd=ROOT):
 def test_lifecycle_trains_evaluates_and_samples(tmp_path):
   result = _run(["llm.lifecycle", f"--workdir={tmp_path}", "--config.train.steps=150",
                  "--config.data.max_chars=400000", "--config.train.progress=false",
-                 "--new_tokens=12", "--align_steps=15,15,15", "--align_conversations=300",
+                 "--new_tokens=12", "--align_steps=15,15,15,8", "--align_conversations=300",
                  *SMALL_CURATION])
   report = json.loads((tmp_path / "report.json").read_text())
   assert report["data"]["heldout_rows"] > 0 and report["data"]["tokenizer_vocab"] == 2048
@@ -42,7 +42,19 @@ def test_lifecycle_trains_evaluates_and_samples(tmp_path):
           < aligned["sft"]["heldout_assistant_loss_before"])
   assert 0.0 <= aligned["reward_model"]["heldout"]["accuracy"] <= 1.0
   assert aligned["dpo"]["heldout_before"]["rewards/accuracy"] == 0.0  # policy == reference
-  assert isinstance(aligned["chat"]["reply_after_dpo"], str)
+  ppo = aligned["ppo"]  # -> PPO against the reward model
+  assert ppo["rollouts"] == 2 and ppo["heldout_before"]["kl"] == 0.0
+  assert (tmp_path / "align" / "ppo" / "ppo_curves.png").read_bytes()[:4] == b"\x89PNG"
+  assert all(isinstance(aligned["chat"][f"reply_after_{k}"], str) for k in ("sft", "dpo", "ppo"))
+  # A stage alone, from the SFT run's workdir (a DPO sweep, say), writes its own report.
+  dpo_dir = tmp_path / "dpo_alone"
+  _run(["llm.main", "--config=experiments/configs/dpo_tiny.py", f"--workdir={dpo_dir}",
+        "--config.train.steps=4", "--config.optim.warmup_steps=1",
+        "--config.train.progress=false", "--config.align.dpo_beta=0.3",
+        "--config.align.conversations=300", f"--config.align.init_from={tmp_path}/align/sft",
+        f"--config.data.tokenizer_path={tmp_path}/data/tokenizer.model"])
+  alone = json.loads((dpo_dir / "report.json").read_text())
+  assert alone["beta"] == 0.3 and alone["heldout_before"] == aligned["dpo"]["heldout_before"]
 
 
 def test_main_runs_sft_from_a_jsonl_file(tmp_path):
@@ -64,7 +76,7 @@ def test_lifecycle_rerun_on_a_finished_workdir_reports_the_same_training(tmp_pat
   args = ["llm.lifecycle", f"--workdir={tmp_path}", "--config.train.steps=6",
           "--config.optim.warmup_steps=2",
           "--config.data.max_chars=150000", "--config.data.heldout_fraction=0.1",
-          "--config.train.progress=false", "--new_tokens=4", "--align_steps=0,0,0",
+          "--config.train.progress=false", "--new_tokens=4", "--align_steps=0,0,0,0",
           *SMALL_CURATION]
   _run(args)
   first = json.loads((tmp_path / "report.json").read_text())

@@ -81,11 +81,15 @@ def check_model_logits() -> dict:
   return out
 
 
-def bench_steps(batch: int, seq_len: int, peaks: dict) -> dict:
-  """Our train step for `small` on the GPU, per attention implementation and layer scanning."""
-  results = {}
+def bench_steps(batch: int, seq_len: int, peaks: dict, scan_modes=(True, False),
+                results: dict | None = None, save=lambda: None) -> dict:
+  """Our train step for `small` on the GPU, per attention implementation and layer scanning.
+
+  Fills `results` (a new dict by default) and calls save() after each measurement.
+  """
+  results = {} if results is None else results
   for impl in ("xla", "cudnn", "pallas"):
-    for scan in (True, False):
+    for scan in scan_modes:
       config = bench.prepare_config(bench.load_config("small"), batch, seq_len, "config",
                                     "true" if scan else "false")
       config.model.attention_impl = impl
@@ -94,6 +98,7 @@ def bench_steps(batch: int, seq_len: int, peaks: dict) -> dict:
       results[f"{impl}_scan{scan}"] = bench.bench_jax(config, rows, peaks, warmup=2, steps=10)
       print(f"{impl} scan={scan}: {results[f'{impl}_scan{scan}']['tokens_per_s']:,.0f} tok/s "
             f"({time.perf_counter() - started:.0f}s)", flush=True)
+      save()
   return results
 
 
@@ -102,7 +107,11 @@ def main():
   parser.add_argument("--json", required=True)
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--seq_len", type=int, default=512)
+  parser.add_argument("--scan_modes", default="true,false",
+                      help="layer scanning settings to time: true, false or true,false")
   args = parser.parse_args()
+  scan_modes = tuple({"true": True, "false": False}[m.strip().lower()]
+                     for m in args.scan_modes.split(","))
   results = {"devices": [str(d) for d in jax.devices()], "jax": jax.__version__}
   peaks = {d: measure_matmul_peak(d, 8192, 20) / 1e9 for d in bench.DTYPES}
   results["peak_gflops"] = peaks
@@ -112,7 +121,9 @@ def main():
   results["model_logits_vs_xla"] = check_model_logits()
   print("logits", results["model_logits_vs_xla"], flush=True)
   bench.write_json_atomic(args.json, results)
-  results["train_step_small"] = bench_steps(args.batch, args.seq_len, peaks)
+  results["train_step_small"] = {}
+  bench_steps(args.batch, args.seq_len, peaks, scan_modes, results["train_step_small"],
+              lambda: bench.write_json_atomic(args.json, results))
   bench.write_json_atomic(args.json, results)
   print(f"wrote {args.json}")
 

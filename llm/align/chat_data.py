@@ -76,3 +76,24 @@ def chat_rows(tokenizer, conversations: list, seq_len: int, curriculum_stages: i
   order = curriculum_order(conversations, curriculum_stages, seed)
   rendered = [render(tokenizer, conversations[i], seq_len) for i in order]
   return pack_conversations(rendered, seq_len, tokenizer.pad_id)
+
+
+def fixed_length_prompts(tokenizer, messages: list[str], length: int) -> np.ndarray:
+  """[n, length] prompts for sampling in one batch: each user message in the chat template
+  with the assistant's generation prompt, its text cut to fit; messages too short to fill
+  `length` are left out (the decoder has no padding mask)."""
+  frame = len(render_chat(tokenizer, [{"role": "user", "content": ""}],
+                          add_generation_prompt=True)[0])
+  room = length - frame
+  if room <= 0:
+    raise ValueError(f"prompts of {length} tokens leave no room for text after the chat "
+                     f"template's {frame} tokens; raise align.prompt_tokens")
+  out = []
+  for message in messages:
+    text_ids = tokenizer.encode(message)
+    if len(text_ids) >= room:
+      ids, _ = render_chat(tokenizer, [{"role": "user", "content": tokenizer.decode(
+          text_ids[:room])}], add_generation_prompt=True)
+      if len(ids) == length:  # decode-encode may not round-trip at the cut
+        out.append(ids)
+  return np.asarray(out, np.int32).reshape(len(out), length)

@@ -46,6 +46,17 @@ class PPOSettings:
   value_clip: float = 0.2
   vf_coef: float = 0.5
 
+  @classmethod
+  def from_config(cls, align) -> "PPOSettings":
+    """The settings named in config.align (llm/config.py)."""
+    return cls(algo=align.rl_algo, rollout_prompts=align.rollout_prompts,
+               group_size=align.group_size, new_tokens=align.new_tokens,
+               temperature=align.temperature, epochs=align.rl_epochs,
+               minibatches=align.rl_minibatches, kl_coef=align.kl_coef,
+               kl_target=align.kl_target, kl_horizon=align.kl_horizon, gamma=align.gamma,
+               lam=align.lam, clip=align.clip, value_clip=align.value_clip,
+               vf_coef=align.vf_coef)
+
 
 def _response_mask(responses, stop_id):
   """1 up to and including the first stop token of each response, 0 after."""
@@ -112,17 +123,37 @@ class PPOTask:
       scores = self._scores(frozen["reward"], tokens, last)
     return logp, values, ref_logp, scores
 
+  def _sample(self, params, frozen, prompts, rng):
+    """Responses to `prompts` from the policy, and what the losses need about them."""
+    responses = generate(self.graphdef, params["model"], prompts, rng,
+                         max_new_tokens=self.s.new_tokens, temperature=self.s.temperature,
+                         top_k=0)
+    tokens = jnp.concatenate([prompts, responses], axis=1)
+    response_mask = _response_mask(responses, self.stop_id)
+    mask = jnp.concatenate([jnp.zeros((len(tokens), prompts.shape[1] - 1)), response_mask], 1)
+    logp, values, ref_logp, scores = self._stats(params, frozen, tokens, response_mask)
+    return tokens, mask, logp, values, ref_logp, scores
+
+  def evaluate(self, params, prompts: np.ndarray, seed: int = 0) -> dict:
+    """Mean score and KL to the reference (summed over each response) of one sample per
+    prompt, e.g. on held-out prompts; params: trainable parameters (or the initial policy)."""
+    frozen = {"reference": self.policy, "reward": self.reward_model or {}}
+    if "value_head" not in params:
+      d = self.config.model.d_model
+      params = {"model": params, "value_head": {"w": jnp.zeros((d,)), "b": jnp.zeros(())}}
+    _, mask, logp, _, ref_logp, scores = self._sample(params, frozen, jnp.asarray(prompts),
+                                                      jax.random.key(seed))
+    kl = jnp.sum((logp - ref_logp) * mask, axis=1)
+    return {"score": float(jnp.mean(scores)), "kl": float(jnp.mean(kl)),
+            "response_tokens": float(jnp.mean(jnp.sum(mask, axis=1))), "prompts": len(prompts)}
+
   def rollout(self, rng, frozen) -> dict:
     """One rollout's training rows (numpy), and its statistics in self.history."""
     s = self.s
     pick = jax.random.choice(rng, len(self.prompts), (s.rollout_prompts,), replace=False)
     prompts = jnp.repeat(jnp.asarray(self.prompts)[pick], s.group_size, axis=0)
-    responses = generate(self.graphdef, self.params["model"], prompts, rng,
-                         max_new_tokens=s.new_tokens, temperature=s.temperature, top_k=0)
-    tokens = jnp.concatenate([prompts, responses], axis=1)
-    response_mask = _response_mask(responses, self.stop_id)
-    mask = jnp.concatenate([jnp.zeros((len(tokens), prompts.shape[1] - 1)), response_mask], 1)
-    logp, values, ref_logp, scores = self._stats(self.params, frozen, tokens, response_mask)
+    tokens, mask, logp, values, ref_logp, scores = self._sample(self.params, frozen, prompts,
+                                                                rng)
     rewards, kl = rl_losses.kl_penalised_rewards(scores, logp, ref_logp, mask, self.kl_coef)
     if s.algo == "grpo":
       returns_seq = jnp.sum(rewards, axis=1)

@@ -1,108 +1,66 @@
-"""The alignment stages after pretraining, each on the one loop: SFT -> reward model -> DPO.
+"""The alignment stages after pretraining, each on the one loop and from its own experiment
+config: chat SFT -> reward model -> DPO, and PPO (or GRPO) against the reward model.
 
-- SFT: packaged ShareGPT conversations in the chat template, packed whole, loss on every
-  assistant turn, read in curriculum order (single-turn and short first); starts from the
-  pretrained parameters.
-- Reward model: the SFT backbone plus a scalar head, Bradley-Terry on preference pairs
-  (`preferences.py`, its data card); pair accuracy on held-out pairs.
-- DPO: the SFT model as policy and frozen reference (log-probabilities precomputed once);
-  implicit-reward accuracy and margin on held-out pairs, before and after.
-
-Conversations are split into train and held-out by a hash of their id, as documents are.
+Each stage's config (experiments/configs/{sft,rm,dpo,ppo}_tiny.py by default) brings its
+steps, learning rate and objective settings; the model and sequence length come from the
+pretraining config, so the stages fit whatever was pretrained. DPO and PPO both start from the
+SFT model, which is also their frozen reference.
 """
 
-import itertools
 import logging
 import os
 
-import jax
 import ml_collections
 
-from llm.align.chat_data import chat_rows
-from llm.align.preference_tasks import (DPOTask, RewardTask, preference_metrics,
-                                        with_reference_logprobs)
-from llm.align.preferences import pair_rows, preference_pairs
-from llm.data.packaged import sharegpt_conversations
-from llm.data.sources import is_heldout
-from llm.eval.perplexity import model_perplexity
-from llm.train.lm_task import LMTask
-from llm.train.loop import train
-from llm.train.partition import merge
+from llm.align import stage
+from llm.config import load_experiment, validate
+
+STAGES = ("sft", "rm", "dpo", "ppo")
 
 
-def stage_config(config, steps: int, lr: float):
-  c = ml_collections.ConfigDict(config.to_dict())
-  c.train.steps, c.train.eval_every = steps, 0
-  c.optim.lr, c.optim.warmup_steps = lr, min(10, steps)
-  c.checkpoint.every_steps = max(steps, 1)
-  return c
+def stage_configs(pretrain_config, names: dict, steps: dict | None = None) -> dict:
+  """{stage: config}: each named experiment config with the pretraining model and sequence
+  length, and `steps[stage]` training steps where given."""
+  configs = {}
+  for key in STAGES:
+    c = load_experiment(names[key])
+    c.model = ml_collections.ConfigDict(pretrain_config.model.to_dict())
+    c.data.seq_len = pretrain_config.data.seq_len
+    c.seed = pretrain_config.seed
+    if steps and steps.get(key) is not None:
+      c.train.steps = steps[key]
+      c.optim.warmup_steps = min(c.optim.warmup_steps, max(steps[key], 1))
+      c.checkpoint.every_steps = max(steps[key], 1)
+    configs[key] = c
+  return configs
 
 
-def _split_conversations(count: int):
-  conversations = [c for c in itertools.islice(sharegpt_conversations(), count) if c["turns"]]
-  train = [c for c in conversations if not is_heldout(c["id"], 0.1)]
-  heldout = [c for c in conversations if is_heldout(c["id"], 0.1)]
-  return train, heldout
-
-
-class ChatSFTTask(LMTask):
-  """The LM objective on chat rows; rows are read in their curriculum order."""
-  name = "sft"
-  shuffle = False
-
-
-def run_alignment(config, tokenizer, pretrained: dict, workdir: str, *, sft_steps: int,
-                  rm_steps: int, dpo_steps: int, conversations: int = 3000,
-                  curriculum_stages: int = 4) -> dict:
-  """Runs the three stages from the pretrained parameters; returns their report."""
-  seq = config.data.seq_len
-  batch = config.train.batch_size
-  train_convs, heldout_convs = _split_conversations(conversations)
-  report = {"conversations": {"train": len(train_convs), "heldout": len(heldout_convs)}}
-
-  logging.info("SFT on %d conversations (curriculum in %d stages)", len(train_convs),
-               curriculum_stages)
-  sft_config = stage_config(config, sft_steps, 1e-3)
-  sft_rows = chat_rows(tokenizer, [c["turns"] for c in train_convs], seq, curriculum_stages)
-  sft_heldout = chat_rows(tokenizer, [c["turns"] for c in heldout_convs], seq)
-  sft_task = ChatSFTTask(sft_config, sft_rows, init_params=pretrained)
-  sft_task.init(jax.random.PRNGKey(0))
-  before = model_perplexity(sft_task.model(pretrained), sft_heldout, batch)
-  sft = train(sft_config, sft_task, os.path.join(workdir, "sft"))
-  sft_params = merge(sft["state"]["params"], sft["frozen"])
-  after = model_perplexity(sft_task.model(sft_params), sft_heldout, batch)
-  report["sft"] = {"rows": int(len(sft_rows["inputs"])), "steps": sft_steps,
-                   "heldout_assistant_loss_before": before["loss"],
-                   "heldout_assistant_loss_after": after["loss"]}
-
-  pairs = preference_pairs([c["turns"] for c in train_convs], seed=0)
-  heldout_pairs = preference_pairs([c["turns"] for c in heldout_convs], seed=1)
-  train_pair_rows = pair_rows(tokenizer, pairs, seq)
-  heldout_pair_rows = pair_rows(tokenizer, heldout_pairs, seq)
-  report["pairs"] = {"train": int(len(train_pair_rows["chosen_inputs"])),
-                     "heldout": int(len(heldout_pair_rows["chosen_inputs"]))}
-
-  logging.info("reward model on %d pairs", report["pairs"]["train"])
-  rm_config = stage_config(config, rm_steps, 1e-3)
-  rm_task = RewardTask(rm_config, train_pair_rows, init_params=sft_params)
-  rm = train(rm_config, rm_task, os.path.join(workdir, "reward_model"))
-  rm_params = merge(rm["state"]["params"], rm["frozen"])
-  report["reward_model"] = {
-      "steps": rm_steps,
-      "heldout": preference_metrics(rm_task, rm_params, heldout_pair_rows, batch),
-      "train": preference_metrics(rm_task, rm_params, train_pair_rows, batch)}
-
-  logging.info("DPO on %d pairs (beta %.2f)", report["pairs"]["train"], config.align.dpo_beta)
-  dpo_config = stage_config(config, dpo_steps, 5e-4)
-  dpo_task = DPOTask(dpo_config, train_pair_rows, init_params=sft_params)
-  train_rows = with_reference_logprobs(dpo_task, sft_params, train_pair_rows, batch)
-  heldout_rows = with_reference_logprobs(dpo_task, sft_params, heldout_pair_rows, batch)
-  dpo_task = DPOTask(dpo_config, train_rows, init_params=sft_params)
-  dpo_before = preference_metrics(dpo_task, {"model": sft_params}, heldout_rows, batch)
-  dpo = train(dpo_config, dpo_task, os.path.join(workdir, "dpo"))
-  dpo_params = merge(dpo["state"]["params"], dpo["frozen"])
-  report["dpo"] = {"steps": dpo_steps, "beta": config.align.dpo_beta,
-                   "heldout_before": dpo_before,
-                   "heldout_after": preference_metrics(dpo_task, dpo_params, heldout_rows, batch)}
-  report["params"] = {"sft": sft_params, "dpo": dpo_params["model"]}
+def run_alignment(configs: dict, tokenizer, pretrained: dict, workdir: str) -> dict:
+  """Runs the stages whose configs have steps > 0 (SFT first, always); returns their report
+  with "params": the SFT, DPO and PPO policies' parameters."""
+  if configs["sft"].train.steps <= 0:
+    raise ValueError("alignment starts with chat SFT: give it steps > 0")
+  if configs["ppo"].train.steps > 0 and configs["rm"].train.steps <= 0:
+    raise ValueError("PPO needs the reward model: give the reward-model stage steps > 0")
+  for key, c in configs.items():
+    if c.train.steps > 0:
+      validate(c)
+  split = stage.split_conversations(configs["sft"].align.conversations)
+  report = {"conversations": {"train": len(split[0]), "heldout": len(split[1])}}
+  params = {}
+  params["sft"], report["sft"] = stage.chat_sft(configs["sft"], tokenizer, split, pretrained,
+                                                os.path.join(workdir, "sft"))
+  params["sft"] = stage.as_numpy(params["sft"])
+  if configs["rm"].train.steps > 0:
+    reward, report["reward_model"] = stage.reward_model(
+        configs["rm"], tokenizer, split, params["sft"], os.path.join(workdir, "reward_model"))
+    reward = stage.as_numpy(reward)
+  if configs["dpo"].train.steps > 0:
+    params["dpo"], report["dpo"] = stage.dpo(configs["dpo"], tokenizer, split, params["sft"],
+                                             os.path.join(workdir, "dpo"))
+  if configs["ppo"].train.steps > 0:
+    logging.info("PPO against the reward model")
+    params["ppo"], report["ppo"] = stage.rl(configs["ppo"], tokenizer, split, params["sft"],
+                                            reward, os.path.join(workdir, "ppo"))
+  report["params"] = params
   return report

@@ -3,9 +3,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from llm.align.chat_data import chat_rows, curriculum_order, difficulty
+from llm.align.chat_data import chat_rows, curriculum_order, difficulty, fixed_length_prompts
 from llm.tokenizer.base import IM_END
+from llm.tokenizer.chat import render_chat
 from llm.train.lm_task import LMTask
 from tests.conftest import micro_config
 
@@ -72,3 +74,20 @@ def test_curriculum_rows_are_read_in_order():
   batches = train_batches(rows, 4, seed=0, shuffle=False)
   assert [next(batches)["inputs"][:, 0].tolist() for _ in range(4)] == [
       [0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [0, 1, 2, 3]]
+
+
+def test_fixed_length_prompts_keep_the_template_and_drop_short_messages(small_tokenizer):
+  tok = small_tokenizer
+  long_message = "Tell me everything about the colour blue and why the sky has it. " * 3
+  prompts = fixed_length_prompts(tok, [long_message, "Hi", long_message[:40]], length=20)
+  frame, _ = render_chat(tok, [{"role": "user", "content": ""}], add_generation_prompt=True)
+  assert prompts.shape[1] == 20 and 1 <= len(prompts) <= 2  # "Hi" cannot fill 20 tokens
+  head = frame.index(tok.special_id(IM_END))  # <|im_start|>user\n | <|im_end|>\n<|im_start|>...
+  for row in prompts.tolist():
+    assert row[:head] == frame[:head] and row[-(len(frame) - head):] == frame[head:]
+    assert tok.decode(row[head:-(len(frame) - head)]) in long_message
+
+
+def test_fixed_length_prompts_say_when_the_template_leaves_no_room(small_tokenizer):
+  with pytest.raises(ValueError, match="prompt_tokens"):
+    fixed_length_prompts(small_tokenizer, ["anything at all"], length=4)

@@ -41,3 +41,14 @@ def test_reward_rises_with_the_kl_penalty_in_place(tmp_path, algo, group):
   assert np.mean(scores[-3:]) > np.mean(scores[:3]) + 0.05, scores  # from ~1/64
   assert all(np.isfinite([h["kl"] for h in task.history]))
   assert "policy/clip_fraction" in result["history"][-1]
+
+
+def test_evaluation_of_the_reference_policy_has_zero_kl():
+  config = micro_config()
+  policy = nnx.to_pure_dict(nnx.state(build_model(config.model, 0), nnx.Param))
+  prompts = np.random.default_rng(1).integers(4, 64, size=(6, 5)).astype(np.int32)
+  task = PPOTask(config, PPOSettings(new_tokens=6), prompts, policy, None, stop_id=3,
+                 reward_fn=reward_fn)
+  result = task.evaluate(policy, prompts)
+  assert result["kl"] == 0.0 and result["prompts"] == 6
+  assert 0.0 <= result["score"] <= 1.0 and 1.0 <= result["response_tokens"] <= 6.0

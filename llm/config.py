@@ -41,6 +41,7 @@ def default_config() -> ml_collections.ConfigDict:
   m.max_seq_len = 256
   m.norm_eps = 1e-5
   m.tie_embeddings = True
+  m.qkv_bias = False           # biases on the q/k/v projections (Qwen2)
   m.compute_dtype = "auto"
   m.attention_impl = "xla"
   m.remat_policy = "none"

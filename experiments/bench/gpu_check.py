@@ -116,8 +116,10 @@ def main():
   peaks = {d: measure_matmul_peak(d, 8192, 20) / 1e9 for d in bench.DTYPES}
   results["peak_gflops"] = peaks
   print("peak", peaks, flush=True)
+  bench.write_json_atomic(args.json, results)
   results["attention"] = check_attention()
   print("attention", results["attention"], flush=True)
+  bench.write_json_atomic(args.json, results)
   results["model_logits_vs_xla"] = check_model_logits()
   print("logits", results["model_logits_vs_xla"], flush=True)
   bench.write_json_atomic(args.json, results)

@@ -77,7 +77,7 @@ class Attention(nnx.Module):
 
   def __init__(self, d_model: int, num_heads: int, num_kv_heads: int, head_dim: int, *,
                init_std: float, out_std: float, compute_dtype, impl: str, rngs: nnx.Rngs,
-               lora=None):
+               lora=None, qkv_bias: bool = False):
     normal = jax.nn.initializers.normal
     key = rngs.params
     self.q_proj = nnx.Param(normal(init_std)(key(), (d_model, num_heads, head_dim)),
@@ -88,12 +88,21 @@ class Attention(nnx.Module):
                             logical_axes=("embed", "kv_heads", "head_dim"))
     self.o_proj = nnx.Param(normal(out_std)(key(), (num_heads, head_dim, d_model)),
                             logical_axes=("q_heads", "head_dim", "embed"))
+    if qkv_bias:
+      self.q_bias = nnx.Param(jnp.zeros((num_heads, head_dim)),
+                              logical_axes=("q_heads", "head_dim"))
+      self.k_bias = nnx.Param(jnp.zeros((num_kv_heads, head_dim)),
+                              logical_axes=("kv_heads", "head_dim"))
+      self.v_bias = nnx.Param(jnp.zeros((num_kv_heads, head_dim)),
+                              logical_axes=("kv_heads", "head_dim"))
     self.compute_dtype = compute_dtype
     self.impl = impl
     attach_loras(self, (("q_proj", 1), ("k_proj", 1), ("v_proj", 1), ("o_proj", 2)), lora, rngs)
 
   def _project(self, name, equation, x, rng):
-    return project(self, name, equation, x, self.compute_dtype, rng)
+    out = project(self, name, equation, x, self.compute_dtype, rng)
+    bias = getattr(self, name[0] + "_bias", None) if name != "o_proj" else None
+    return out if bias is None else out + bias[...]
 
   def __call__(self, x, rotary, positions, segment_ids, cache: LayerCache | None = None,
                cache_index=None, rng=None):

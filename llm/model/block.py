@@ -26,7 +26,8 @@ class Block(nnx.Module):
     self.attn_norm = RMSNorm(m.d_model, m.norm_eps)
     self.attn = Attention(m.d_model, m.num_heads, m.num_kv_heads, m.head_dim,
                           init_std=m.init_std, out_std=out_std, compute_dtype=cd,
-                          impl=m.attention_impl, rngs=rngs, lora=m.lora)
+                          impl=m.attention_impl, rngs=rngs, lora=m.lora,
+                          qkv_bias=m.get("qkv_bias", False))
     self.mlp_norm = RMSNorm(m.d_model, m.norm_eps)
     if moe:
       self.mlp = MoE(m, out_std=out_std, compute_dtype=cd, rngs=rngs)

@@ -38,7 +38,7 @@ setup(
         "gpu": ["jax[cuda12]==0.10.2", "jax-triton==0.3.1"],
         "tpu": ["jax[tpu]==0.10.2"],
         "scale": ["ray==2.60.0"],
-        "interop": ["torch==2.13.0", "transformers==5.23.0", "safetensors==0.8.0",
-                    "gguf==0.19.0"],
+        "interop": ["torch==2.13.0", "transformers==5.23.0", "accelerate==1.15.0",
+                    "safetensors==0.8.0", "gguf==0.19.0"],
     },
 )

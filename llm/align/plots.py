@@ -2,9 +2,11 @@
 
 import os
 
+import numpy as np
+
 
 def plot_rollouts(history: list[dict], path: str, *, max_kl: float = 0.0,
-                  kl_target: float = 0.0, title: str = "") -> str:
+                  kl_target: float = 0.0, title: str = "", window: int = 5) -> str:
   """Writes a two-panel PNG (score; KL with its bound and target) to `path`; returns it."""
   import matplotlib  # a plotting backend is only needed here
   matplotlib.use("Agg")
@@ -12,7 +14,13 @@ def plot_rollouts(history: list[dict], path: str, *, max_kl: float = 0.0,
 
   rollouts = list(range(1, len(history) + 1))
   fig, (score_ax, kl_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
-  score_ax.plot(rollouts, [h["score"] for h in history], marker=".", color="tab:blue")
+  scores = [h["score"] for h in history]
+  score_ax.plot(rollouts, scores, marker=".", color="tab:blue", alpha=0.5, label="per rollout")
+  if len(scores) >= window:
+    smooth = np.convolve(scores, np.ones(window) / window, mode="valid")
+    score_ax.plot(rollouts[window - 1:], smooth, color="tab:blue", linewidth=2,
+                  label=f"mean of the last {window}")
+    score_ax.legend(fontsize=8)
   score_ax.set(xlabel="rollout", ylabel="mean reward-model score", title="reward")
   kl_ax.plot(rollouts, [h["kl"] for h in history], marker=".", color="tab:orange",
              label="KL(policy || reference) per sequence")

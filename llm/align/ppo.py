@@ -144,7 +144,9 @@ class PPOTask:
     _, mask, logp, _, ref_logp, scores = self._sample(params, frozen, jnp.asarray(prompts),
                                                       jax.random.key(seed))
     kl = jnp.sum((logp - ref_logp) * mask, axis=1)
-    return {"score": float(jnp.mean(scores)), "kl": float(jnp.mean(kl)),
+    return {"score": float(jnp.mean(scores)),
+            "score_std_error": float(jnp.std(scores) / np.sqrt(len(prompts))),
+            "kl": float(jnp.mean(kl)),
             "response_tokens": float(jnp.mean(jnp.sum(mask, axis=1))), "prompts": len(prompts)}
 
   def rollout(self, rng, frozen) -> dict:

@@ -143,8 +143,8 @@ def rl(config, tokenizer, split, init_params: dict, reward_params: dict, workdir
   report = {"algo": a.rl_algo, "steps": config.train.steps, "rollouts": len(history),
             "prompts": {"train": int(len(prompts)), "heldout": int(len(heldout))},
             "heldout_before": before, "heldout_after": after,
-            "rollout_score_first": history[0]["score"] if history else None,
-            "rollout_score_last": history[-1]["score"] if history else None,
+            "rollout_score_first5": _mean([h["score"] for h in history[:5]]),
+            "rollout_score_last5": _mean([h["score"] for h in history[-5:]]),
             "rollout_kl_max": max(kls) if kls else None, "max_kl": a.max_kl,
             "kl_within_bound": bool(a.max_kl <= 0 or (kls and max(kls) < a.max_kl)),
             "curves": plot}
@@ -152,6 +152,10 @@ def rl(config, tokenizer, split, init_params: dict, reward_params: dict, workdir
     logging.warning("the KL to the reference reached %.3f, over the bound align.max_kl=%g: "
                     "raise align.kl_coef or set align.kl_target", max(kls), a.max_kl)
   return params["model"], report
+
+
+def _mean(values):
+  return float(np.mean(values)) if values else None
 
 
 def _rollout_history(history: list, path: str) -> list:

@@ -20,11 +20,13 @@ class HFTokenizer:
   """A tokenizer.json; bos/eos/pad ids are looked up by their usual names unless given."""
 
   def __init__(self, path: str, bos: str | None = None, eos: str | None = None,
-               pad: str | None = None):
+               pad: str | None = None, tokenizer=None):
+    """path: a tokenizer.json; or `tokenizer`, a built `tokenizers.Tokenizer`, with `path`
+    naming where it came from."""
     from tokenizers import Tokenizer as RustTokenizer
-    if not os.path.exists(path):
+    if tokenizer is None and not os.path.exists(path):
       raise FileNotFoundError(f"tokenizer file {path!r} does not exist")
-    self._tok = RustTokenizer.from_file(path)
+    self._tok = tokenizer if tokenizer is not None else RustTokenizer.from_file(path)
     self._tok.encode_special_tokens = True  # "<|im_start|>" in text stays text
     self.path = path
     self._special = {t.content: i for i, t in self._tok.get_added_tokens_decoder().items()

@@ -1,0 +1,136 @@
+"""GGUF files (llama.cpp) in: metadata -> our model config, tensors dequantized to float32 ->
+our parameters, the vocabulary -> a tokenizer (`gguf_tokenizer.py`).
+
+  config, params, tokenizer = load_gguf("SmolLM2-135M-Instruct.Q4_1.gguf")
+
+Architectures: llama (Llama, Mistral and SmolLM2 files), qwen2, and llama-style mixtures of
+experts (Mixtral). Tensor types: F32, F16, BF16, Q8_0, Q4_0 and Q4_1, dequantized by the
+`gguf` package. llama.cpp stores llama query and key weights with their rows interleaved for
+its rotary layout; they are put back into the half-split layout ours and HF's use.
+"""
+
+import numpy as np
+
+from llm.config import default_config
+from llm.interop.hf_config import model_config_from_hf
+from llm.interop.hf_weights import params_from_hf
+
+SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1")
+_LAYER_NAMES = {"attn_norm.weight": "input_layernorm.weight",
+                "ffn_norm.weight": "post_attention_layernorm.weight",
+                "attn_q.weight": "self_attn.q_proj.weight",
+                "attn_k.weight": "self_attn.k_proj.weight",
+                "attn_v.weight": "self_attn.v_proj.weight",
+                "attn_output.weight": "self_attn.o_proj.weight",
+                "attn_q.bias": "self_attn.q_proj.bias", "attn_k.bias": "self_attn.k_proj.bias",
+                "attn_v.bias": "self_attn.v_proj.bias",
+                "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
+                "ffn_down.weight": "mlp.down_proj.weight",
+                "ffn_gate_inp.weight": "block_sparse_moe.gate.weight"}
+_EXPERT_NAMES = {"ffn_gate_exps.weight": "w1", "ffn_down_exps.weight": "w2",
+                 "ffn_up_exps.weight": "w3"}
+_GLOBAL_NAMES = {"token_embd.weight": "model.embed_tokens.weight",
+                 "output_norm.weight": "model.norm.weight", "output.weight": "lm_head.weight"}
+
+
+def gguf_metadata(reader) -> dict:
+  """Scalar and string metadata (the long token arrays are left out)."""
+  out = {}
+  for key, field in reader.fields.items():
+    if key.startswith("tokenizer.ggml.") and key not in (
+        "tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.bos_token_id",
+        "tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id"):
+      continue
+    out[key] = field.contents()
+  return out
+
+
+def hf_config_from_gguf(meta: dict, vocab_size: int, tied: bool) -> dict:
+  """The HF config.json a GGUF file's metadata describes."""
+  arch = meta["general.architecture"]
+  if arch not in ("llama", "qwen2"):
+    raise ValueError(f"GGUF architecture {arch!r} is not supported; llama and qwen2 are")
+  g = lambda key, default=None: meta.get(f"{arch}.{key}", default)  # noqa: E731
+  heads = g("attention.head_count")
+  hf = {"model_type": arch, "vocab_size": vocab_size, "hidden_size": g("embedding_length"),
+        "intermediate_size": g("feed_forward_length"), "num_hidden_layers": g("block_count"),
+        "num_attention_heads": heads, "num_key_value_heads": g("attention.head_count_kv", heads),
+        "head_dim": g("attention.key_length") or g("embedding_length") // heads,
+        "max_position_embeddings": g("context_length", 2048),
+        "rms_norm_eps": g("attention.layer_norm_rms_epsilon", 1e-6),
+        "rope_theta": g("rope.freq_base", 10000.0), "tie_word_embeddings": tied}
+  scaling = g("rope.scaling.type", "none")
+  if scaling not in ("none", "linear", "yarn"):
+    raise ValueError(f"GGUF RoPE scaling {scaling!r} is not supported (none, linear, yarn)")
+  if scaling != "none":
+    hf["rope_scaling"] = {"rope_type": scaling, "factor": g("rope.scaling.factor", 1.0),
+                          "original_max_position_embeddings": g(
+                              "rope.scaling.original_context_length",
+                              hf["max_position_embeddings"])}
+  if g("expert_count"):
+    hf.update(model_type="mixtral", num_local_experts=g("expert_count"),
+              num_experts_per_tok=g("expert_used_count"))
+  return hf
+
+
+def dequantize(tensor) -> np.ndarray:
+  """A GGUF tensor as float32 in numpy order (GGUF lists dimensions fastest first)."""
+  import gguf
+  kind = tensor.tensor_type.name
+  if kind not in SUPPORTED_TYPES:
+    raise ValueError(f"tensor {tensor.name} is {kind}; supported types are {SUPPORTED_TYPES} "
+                     "(requantize the file, e.g. llama-quantize ... Q8_0)")
+  values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+  return np.asarray(values, np.float32).reshape(tuple(int(d) for d in reversed(tensor.shape)))
+
+
+def _unpermute(w: np.ndarray, heads: int) -> np.ndarray:
+  """Undo llama.cpp's row interleaving of rotary query/key projections (rows: heads x dim)."""
+  rows = w.shape[0]  # llama.cpp wrote reshape(heads, 2, half, ...).swapaxes(1, 2)
+  return w.reshape(heads, rows // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _hf_tensors(reader, hf: dict) -> dict:
+  """HF tensor name -> float32 array for every tensor of the file."""
+  out = {}
+  for tensor in reader.tensors:
+    name = tensor.name
+    if name in _GLOBAL_NAMES:
+      out[_GLOBAL_NAMES[name]] = dequantize(tensor)
+      continue
+    _, layer, rest = name.split(".", 2)
+    prefix = f"model.layers.{layer}."
+    if rest in _EXPERT_NAMES:
+      experts = dequantize(tensor)
+      for j, w in enumerate(experts):
+        out[f"{prefix}block_sparse_moe.experts.{j}.{_EXPERT_NAMES[rest]}.weight"] = w
+      continue
+    if rest not in _LAYER_NAMES:
+      raise ValueError(f"GGUF tensor {name} has no counterpart in our model")
+    w = dequantize(tensor)
+    if hf["model_type"] != "qwen2" and rest in ("attn_q.weight", "attn_k.weight"):
+      w = _unpermute(w, hf["num_attention_heads"] if rest == "attn_q.weight"
+                     else hf["num_key_value_heads"])
+    out[prefix + _LAYER_NAMES[rest]] = w
+  return out
+
+
+def load_gguf(path: str, scan_layers: bool = True):
+  """(experiment config with the file's model, float32 params, tokenizer)."""
+  import gguf
+  from llm.interop.gguf_tokenizer import tokenizer_from_gguf
+  reader = gguf.GGUFReader(str(path))
+  meta = gguf_metadata(reader)
+  names = {t.name for t in reader.tensors}
+  tokenizer = tokenizer_from_gguf(reader)
+  hf = hf_config_from_gguf(meta, tokenizer.vocab_size, tied="output.weight" not in names)
+  if hf["model_type"] == "qwen2":
+    hf["attention_bias"] = "blk.0.attn_q.bias" in names
+  config = default_config()
+  config.model = model_config_from_hf(hf)
+  config.model.scan_layers = scan_layers
+  config.data.seq_len = min(config.model.max_seq_len, 2048)
+  tensors = _hf_tensors(reader, hf)
+  params = params_from_hf(tensors.__getitem__, config.model)
+  config.model.vocab_size = int(params["embed"].shape[0])
+  return config, params, tokenizer

@@ -1,0 +1,101 @@
+"""HF `config.json` (Llama, Mistral, Qwen2, Mixtral) <-> our `config.model` section.
+
+Reads the rotary settings in both layouts transformers has used: `rope_theta` with
+`rope_scaling` (4.x) and `rope_parameters` (5.x).
+"""
+
+import ml_collections
+
+from llm.config import default_config
+
+ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
+                 "qwen2": "Qwen2ForCausalLM", "mixtral": "MixtralForCausalLM"}
+_ROPE_TYPES = {"default": "none", "linear": "linear", "dynamic": "ntk", "llama3": "llama3",
+               "yarn": "yarn"}
+
+
+def _rope(hf: dict) -> dict:
+  params = dict(hf.get("rope_parameters") or {})
+  legacy = hf.get("rope_scaling") or {}
+  params.update({k: v for k, v in legacy.items() if k not in params})
+  params.setdefault("rope_theta", hf.get("rope_theta", 10000.0))
+  kind = params.get("rope_type", params.get("type", "default"))
+  if kind not in _ROPE_TYPES:
+    raise ValueError(f"RoPE type {kind!r} is not supported; ours: {sorted(_ROPE_TYPES)}")
+  return params | {"rope_type": kind}
+
+
+def model_config_from_hf(hf: dict) -> ml_collections.ConfigDict:
+  """Our model section for an HF config.json dict (f32 parameters, xla attention)."""
+  kind = hf.get("model_type")
+  if kind not in ARCHITECTURES:
+    raise ValueError(f"model_type {kind!r} is not supported; import one of "
+                     f"{sorted(ARCHITECTURES)}")
+  if hf.get("hidden_act", "silu") != "silu":
+    raise ValueError(f"hidden_act {hf['hidden_act']!r}: only SwiGLU (silu) MLPs are supported")
+  if hf.get("mlp_bias") or (hf.get("attention_bias") and kind != "qwen2"):
+    raise ValueError("biases on the MLP or on attention other than Qwen2's q/k/v are not "
+                     "supported")
+  m = default_config().model
+  m.vocab_size, m.d_model = hf["vocab_size"], hf["hidden_size"]
+  m.num_layers, m.num_heads = hf["num_hidden_layers"], hf["num_attention_heads"]
+  m.num_kv_heads = hf.get("num_key_value_heads") or m.num_heads
+  m.head_dim = hf.get("head_dim") or m.d_model // m.num_heads
+  m.mlp_dim = hf["intermediate_size"]
+  m.max_seq_len = hf.get("max_position_embeddings", 2048)
+  m.norm_eps = hf.get("rms_norm_eps", 1e-6)
+  m.tie_embeddings = bool(hf.get("tie_word_embeddings", False))
+  m.qkv_bias = kind == "qwen2" and hf.get("attention_bias", True)
+  m.compute_dtype = "float32"
+  rope = _rope(hf)
+  m.rope.theta = float(rope["rope_theta"])
+  m.rope.scaling = _ROPE_TYPES[rope["rope_type"]]
+  m.rope.factor = float(rope.get("factor", 1.0))
+  m.rope.original_max_seq_len = int(rope.get("original_max_position_embeddings",
+                                             m.max_seq_len))
+  for ours, theirs in (("low_freq_factor", "low_freq_factor"),
+                       ("high_freq_factor", "high_freq_factor"),
+                       ("beta_fast", "beta_fast"), ("beta_slow", "beta_slow")):
+    if theirs in rope:
+      m.rope[ours] = float(rope[theirs])
+  if kind == "mixtral":
+    m.moe.num_experts, m.moe.top_k = hf["num_local_experts"], hf["num_experts_per_tok"]
+    m.moe.mode, m.moe.expert_mlp_dim = "dropless", hf["intermediate_size"]
+    m.moe.load_balance_coef = float(hf.get("router_aux_loss_coef", 0.01))
+  return m
+
+
+def hf_config_from_model(m, *, bos_id: int | None = None, eos_id: int | None = None) -> dict:
+  """An HF config.json dict (Llama, or Mixtral for a mixture of experts) for our model."""
+  if m.moe.num_experts and (m.moe.every != 1 or m.moe.shared_experts or m.moe.new_experts):
+    raise ValueError("only Mixtral-style MoE (every layer, no shared or added experts) exports")
+  if m.side_adapter_dim or m.lora.rank:
+    raise ValueError("merge LoRA (llm.model.lora.merge_lora) and drop side adapters before "
+                     "export: HF Llama has neither")
+  rope = {"rope_theta": m.rope.theta, "rope_type": {v: k for k, v in _ROPE_TYPES.items()}[
+      m.rope.scaling]}
+  if m.rope.scaling != "none":
+    rope.update(factor=m.rope.factor, original_max_position_embeddings=m.rope.original_max_seq_len)
+  if m.rope.scaling == "llama3":
+    rope.update(low_freq_factor=m.rope.low_freq_factor, high_freq_factor=m.rope.high_freq_factor)
+  if m.rope.scaling == "yarn":
+    rope.update(beta_fast=m.rope.beta_fast, beta_slow=m.rope.beta_slow)
+  hf = {"vocab_size": m.vocab_size, "hidden_size": m.d_model, "intermediate_size": m.mlp_dim,
+        "num_hidden_layers": m.num_layers, "num_attention_heads": m.num_heads,
+        "num_key_value_heads": m.num_kv_heads, "head_dim": m.head_dim, "hidden_act": "silu",
+        "max_position_embeddings": m.max_seq_len, "rms_norm_eps": m.norm_eps,
+        "tie_word_embeddings": bool(m.tie_embeddings), "rope_parameters": rope,
+        "rope_theta": m.rope.theta, "attention_bias": False, "mlp_bias": False,
+        "torch_dtype": "float32", "model_type": "llama", "architectures": ["LlamaForCausalLM"]}
+  if m.rope.scaling != "none":
+    hf["rope_scaling"] = dict(rope)
+  if bos_id is not None:
+    hf["bos_token_id"] = bos_id
+  if eos_id is not None:
+    hf["eos_token_id"] = eos_id
+  if m.moe.num_experts:
+    hf.update(model_type="mixtral", architectures=["MixtralForCausalLM"],
+              num_local_experts=m.moe.num_experts, num_experts_per_tok=m.moe.top_k,
+              intermediate_size=m.moe.expert_mlp_dim or m.mlp_dim, sliding_window=None,
+              router_aux_loss_coef=m.moe.load_balance_coef)
+  return hf

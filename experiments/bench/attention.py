@@ -34,6 +34,11 @@ from llm.train.flops import measure_matmul_peak  # noqa: E402
 MODEL_WIDTH, TOKENS = 2048, 16384
 
 
+def _tail(message: str, keep: int = 1500) -> str:
+  """The end of an error message: compilers (Triton) put the cause after a long preamble."""
+  return message if len(message) <= keep else "..." + message[-keep:]
+
+
 def bundled_mha(q, k, v, causal=True):
   """JAX's example Pallas attention (GPU, Triton lowering); MHA only, T % 128 == 0."""
   from jax.experimental.pallas.ops.gpu import attention
@@ -92,7 +97,7 @@ def check(impls: dict, dtype) -> dict:
     try:
       out, grads = jax.jit(forward_and_backward(fn))(q, k, v, ct)
     except Exception as e:  # report and go on: one missing backend must not hide the rest
-      results[name] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+      results[name] = {"error": f"{type(e).__name__}: {_tail(str(e))}"}
       continue
     results[name] = {
         "out_max_abs_err": float(jnp.max(jnp.abs(out.astype(jnp.float32) - ref_out))),
@@ -121,7 +126,7 @@ def measure(impls: dict, seqs, head_dims, repeats: int, rows: list, save, *,
             seconds = best_seconds(step, args, repeats, inner=3)
             row[name] = {"ms": seconds * 1e3, "tflops": flops / seconds / 1e12}
           except Exception as e:
-            row[name] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+            row[name] = {"error": f"{type(e).__name__}: {_tail(str(e))}"}
         if "tflops" in row.get("cudnn", {}):
           for name in impls:
             if "tflops" in row[name]:

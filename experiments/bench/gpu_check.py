@@ -24,6 +24,11 @@ from llm.model.attention import attend, attention_mask  # noqa: E402
 from llm.train.flops import measure_matmul_peak  # noqa: E402
 
 
+def _tail(message: str, keep: int = 1500) -> str:
+  """The end of an error message: compilers (Triton) put the cause after a long preamble."""
+  return message if len(message) <= keep else "..." + message[-keep:]
+
+
 def packed_inputs(b=2, t=512, h=8, kv=4, d=64, dtype=jnp.bfloat16):
   """Random q/k/v, a mask and segment ids for rows packed with two documents each."""
   kq, kk, kv_key = jax.random.split(jax.random.key(0), 3)
@@ -56,7 +61,7 @@ def check_attention() -> dict:
           q, k, v)
       grads = jax.jit(jax.grad(lambda *a, impl=impl: loss(impl, *a), argnums=(0, 1, 2)))(q, k, v)
     except Exception as e:  # a missing extra or an unsupported GPU: report, check the rest
-      out[impl] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+      out[impl] = {"error": f"{type(e).__name__}: {_tail(str(e))}"}
       continue
     out[impl] = {"max_abs_err_vs_f32": float(jnp.max(jnp.abs(got - ref))),
                  "grad_max_abs_err_vs_f32": [float(jnp.max(jnp.abs(g.astype(jnp.float32) - r)))

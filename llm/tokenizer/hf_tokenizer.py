@@ -62,5 +62,8 @@ class HFTokenizer:
       raise KeyError(f"{token!r} is not a special token of {self.path}")
     return self._special[token]
 
+  def special_tokens(self) -> list[str]:
+    return list(self._special)
+
   def is_special(self, token_id: int) -> bool:
     return int(token_id) in self._special.values()

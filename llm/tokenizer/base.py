@@ -35,3 +35,6 @@ class Tokenizer(Protocol):
 
   def is_special(self, token_id: int) -> bool:
     """True for special and control ids (pad, bos, eos, chat, FIM, ...)."""
+
+  def special_tokens(self) -> list[str]:
+    """The special and control tokens' strings."""

@@ -129,6 +129,9 @@ class SentencePieceTokenizer:
   def is_special(self, token_id: int) -> bool:
     return self._sp.is_control(int(token_id)) or int(token_id) == UNK_ID
 
+  def special_tokens(self) -> list[str]:
+    return [self._sp.id_to_piece(i) for i in range(self.vocab_size) if self.is_special(i)]
+
   def is_byte(self, token_id: int) -> bool:
     """True for byte-fallback pieces (<0x00>..<0xFF>)."""
     return self._sp.is_byte(int(token_id))

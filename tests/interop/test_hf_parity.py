@@ -1,13 +1,12 @@
 """Logit parity with transformers (PyTorch, float32): HF checkpoints in, ours out."""
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
 from llm.interop.hf_checkpoint import load_hf_checkpoint, save_hf_checkpoint
 from llm.model import build_model
-from llm.model.factory import abstract_model
+from tests.interop.helpers import hf_logits, our_logits
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -15,16 +14,6 @@ transformers = pytest.importorskip("transformers")
 SMALL = dict(vocab_size=96, hidden_size=64, intermediate_size=80, num_hidden_layers=2,
              num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=64,
              rms_norm_eps=1e-5, initializer_range=0.15, tie_word_embeddings=False)
-
-
-def our_logits(model_config, params, tokens):
-  graphdef = nnx.split(abstract_model(model_config), nnx.Param)[0]
-  return np.asarray(nnx.merge(graphdef, params)(jnp.asarray(tokens)))
-
-
-def hf_logits(model, tokens):
-  with torch.no_grad():
-    return model(torch.as_tensor(tokens)).logits.float().numpy()
 
 
 def _tokens(vocab, seed=0):

@@ -25,7 +25,6 @@ from llm.align import rl_losses
 from llm.model.factory import abstract_model
 from llm.serve.generate import generate
 from llm.train.flops import training_flops_per_token
-from llm.train.partition import merge
 
 
 @dataclasses.dataclass

@@ -1,6 +1,5 @@
 """PPO and GRPO on the one loop: the rollout is the batch source, and the reward rises."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

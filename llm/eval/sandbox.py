@@ -4,6 +4,7 @@ process limits. It does not block network access; run evaluations on a machine w
 acceptable."""
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -11,7 +12,7 @@ import tempfile
 _LIMITS = """
 import resource
 resource.setrlimit(resource.RLIMIT_AS, ({mem}, {mem}))
-resource.setrlimit(resource.RLIMIT_CPU, ({cpu}, {cpu}))
+resource.setrlimit(resource.RLIMIT_CPU, ({cpu}, {cpu} + 1))
 resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 resource.setrlimit(resource.RLIMIT_NPROC, (64, 64))
 """
@@ -32,6 +33,8 @@ def run_program(source: str, timeout: float = 10.0, memory_bytes: int = 1 << 30)
           env={"PATH": os.environ.get("PATH", ""), "HOME": folder})
     except subprocess.TimeoutExpired:
       return {"passed": False, "status": "timeout", "stderr": ""}
+  if result.returncode in (-signal.SIGXCPU, -signal.SIGKILL):  # the CPU limit fired first
+    return {"passed": False, "status": "timeout", "stderr": result.stderr[-500:]}
   passed = result.returncode == 0
   return {"passed": passed, "status": "passed" if passed else "failed",
           "stderr": result.stderr[-500:]}

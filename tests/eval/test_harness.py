@@ -46,6 +46,8 @@ def test_sandbox_reports_pass_failure_and_timeout():
   assert run_program("assert 1 + 1 == 2")["status"] == "passed"
   assert run_program("assert 1 + 1 == 3")["status"] == "failed"
   assert run_program("while True: pass", timeout=2.0)["status"] == "timeout"
+  # A 1 s CPU limit under a 1.9 s wall clock: the CPU limit kills the program first.
+  assert run_program("while True: pass", timeout=1.9)["status"] == "timeout"
 
 
 def test_humaneval_reference_solutions_pass_and_stubs_fail():

@@ -24,7 +24,7 @@ from llm.data.prepare import prepare_lm_data
 from llm.data.pipeline import curate
 from llm.eval.perplexity import model_perplexity, unigram_perplexity
 from llm.runtime import configure_logging, validated
-from llm.serve.generate import generate
+from llm.serve.generate import complete, generate
 from llm.tokenizer.base import IM_END
 from llm.tokenizer.chat import render_chat
 from llm.train.lm_task import LMTask
@@ -71,10 +71,9 @@ def chat_reply(tokenizer, graphdef, params, message: str, new_tokens: int, seed:
   """The model's reply to one user message, in the chat template, up to <|im_end|>."""
   ids, _ = render_chat(tokenizer, [{"role": "user", "content": message}],
                        add_generation_prompt=True)
-  out = generate(graphdef, params, jnp.asarray([ids], jnp.int32), jax.random.key(seed),
-                 max_new_tokens=new_tokens)[0].tolist()
-  end = tokenizer.special_id(IM_END)
-  return tokenizer.decode(out[:out.index(end)] if end in out else out)
+  return tokenizer.decode(complete(graphdef, params, ids, new_tokens, temperature=0.8,
+                                   rng=jax.random.key(seed),
+                                   stop_ids=(tokenizer.special_id(IM_END),)))
 
 
 def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_config=None,

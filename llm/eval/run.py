@@ -26,7 +26,7 @@ from llm.eval.gsm8k import gsm8k_exact_match, gsm8k_problems
 from llm.eval.humaneval import STOPS, humaneval_pass_at_1, humaneval_problems
 from llm.model.factory import abstract_model
 from llm.runtime import configure_logging
-from llm.serve.generate import generate
+from llm.serve.generate import complete
 from llm.tokenizer.base import FIM_MIDDLE
 
 _MODEL = flags.DEFINE_string("model", "smollm2", "smollm2, gguf:PATH or hf:DIR.")
@@ -74,11 +74,8 @@ class Evaluated:
     return nnx.merge(self.graphdef, self.params)(ids)
 
   def greedy(self, ids: list[int], new_tokens: int, stop_ids=()) -> list[int]:
-    out = generate(self.graphdef, self.params, jnp.asarray([ids], jnp.int32), jax.random.key(0),
-                   max_new_tokens=new_tokens, temperature=0.0)
-    out = [int(t) for t in out[0]]
-    stops = set(stop_ids) | {self.tokenizer.eos_id}
-    return next((out[:i] for i, t in enumerate(out) if t in stops), out)
+    return complete(self.graphdef, self.params, ids, new_tokens,
+                    stop_ids=(*stop_ids, self.tokenizer.eos_id))
 
   def chat(self, message: str, new_tokens: int) -> str:
     from llm.interop.chat_template import encode_chat

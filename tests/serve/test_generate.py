@@ -6,7 +6,7 @@ import numpy as np
 from flax import nnx
 
 from llm.model import build_model
-from llm.serve.generate import generate, sample_token
+from llm.serve.generate import complete, generate, sample_token
 from tests.conftest import micro_config
 
 
@@ -27,3 +27,18 @@ def test_top_k_never_samples_outside_the_k_best():
   logits = jnp.tile(jnp.arange(10.0)[None], (500, 1))
   samples = sample_token(logits, jax.random.key(0), temperature=1.0, top_k=3)
   assert set(np.asarray(samples).tolist()) == {7, 8, 9}
+
+
+def test_padded_prompts_continue_exactly_like_unpadded_ones():
+  model = build_model(micro_config().model)
+  graphdef, params = nnx.split(model, nnx.Param)
+  params = nnx.to_pure_dict(params)
+  for ids in ([5, 9, 2], [7, 1, 3, 3, 8, 2, 6]):
+    exact = generate(graphdef, params, jnp.asarray([ids], jnp.int32), jax.random.key(0),
+                     max_new_tokens=5, temperature=0.0)[0].tolist()
+    assert complete(graphdef, params, ids, 5, bucket=8) == exact
+    stop = exact[2]
+    assert complete(graphdef, params, ids, 5, bucket=8, stop_ids=(stop,)) == \
+        exact[:exact.index(stop)]
+    assert complete(graphdef, params, ids, 5, bucket=8, stop_ids=(stop,), keep_stop=True) == \
+        exact[:exact.index(stop) + 1]

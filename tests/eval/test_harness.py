@@ -50,6 +50,26 @@ def test_sandbox_reports_pass_failure_and_timeout():
   assert run_program("while True: pass", timeout=1.9)["status"] == "timeout"
 
 
+@pytest.mark.parametrize("harm", [
+    "import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=1)",
+    "import subprocess\nsubprocess.run(['true'])",
+    "import os\nos.system('true')",
+    "open('{outside}', 'w').write('x')",
+    "import os\nos.close(os.open('{outside}', os.O_WRONLY | os.O_CREAT))",
+    "import os\nopen('here', 'w').close()\nos.rename('here', '{outside}')"])
+def test_sandbox_refuses_network_programs_and_writes_outside_its_folder(harm, tmp_path):
+  outside = tmp_path / "escaped"
+  result = run_program(harm.format(outside=outside))
+  assert result["status"] == "failed" and "sandbox:" in result["stderr"]
+  assert not outside.exists()
+
+
+def test_sandbox_allows_files_in_its_own_folder():
+  source = ("import os\nopen('a.txt', 'w').write('hi')\nos.rename('a.txt', 'b.txt')\n"
+            "assert open('b.txt').read() == 'hi'\nos.remove('b.txt')")
+  assert run_program(source)["status"] == "passed"
+
+
 def test_humaneval_reference_solutions_pass_and_stubs_fail():
   problems = humaneval_problems(limit=6)
   by_prompt = {p["prompt"]: p["canonical_solution"] for p in problems}

@@ -7,6 +7,7 @@ import pytest
 from llm.interop import gguf_import
 from llm.interop.gguf_import import SUPPORTED_TYPES, dequantize, load_gguf
 from llm.interop.gguf_tokenizer import tokenizer_from_gguf
+from tests.interop.gguf_files import naive_decode, rounded, vocabulary, write_gguf
 from tests.interop.helpers import hf_logits, our_logits
 
 gguf = pytest.importorskip("gguf")
@@ -17,133 +18,24 @@ GGUF_NAME = "tiny-llama.gguf"
 LLAMA = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=8,
              num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5,
              rope_theta=10000.0, initializer_range=0.15, tie_word_embeddings=False)
-MERGES = ["h e", "Ġ t", "Ġt he", "l l", "o r", "Ġ w", "Ġw or", "l d", "e ll"]
-CONTROL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # Tensor types for the 2-D layer weights; the rest (and every 1-D weight) stays F32.
 LAYER_TYPES = {"attn_q": "Q8_0", "ffn_up": "Q8_0", "ffn_down": "Q4_1", "attn_output": "F16"}
 
 
-def byte_to_unicode() -> dict:
-  """GPT-2's printable spelling of the 256 bytes (written out here, independently of the code
-  under test)."""
-  printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-               + list(range(ord("®"), ord("ÿ") + 1)))
-  chars, extra = {}, 0
-  for b in range(256):
-    if b in printable:
-      chars[b] = chr(b)
-    else:
-      chars[b] = chr(256 + extra)
-      extra += 1
-  return chars
-
-
-def vocabulary() -> tuple[list[str], list[int]]:
-  """(tokens, token types): the 256 byte tokens, one token per merge, the control tokens."""
-  tokens = [byte_to_unicode()[b] for b in range(256)]
-  tokens += ["".join(m.split(" ")) for m in MERGES]
-  types = [1] * len(tokens) + [3] * len(CONTROL)
-  return tokens + CONTROL, types
-
-
-def llama_permute(w: np.ndarray, n_head: int) -> np.ndarray:
-  """What llama.cpp's convert_hf_to_gguf does to llama query and key weights."""
-  return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
-          .swapaxes(1, 2).reshape(w.shape))
-
-
-def write_llama_gguf(path, model, tokens, types) -> None:
-  """A llama GGUF file, metadata and tensors as convert_hf_to_gguf writes them."""
-  cfg = model.config
-  head_dim = cfg.hidden_size // cfg.num_attention_heads
-  writer = gguf.GGUFWriter(str(path), "llama")
-  writer.add_name("tiny-llama")
-  writer.add_block_count(cfg.num_hidden_layers)
-  writer.add_context_length(cfg.max_position_embeddings)
-  writer.add_embedding_length(cfg.hidden_size)
-  writer.add_feed_forward_length(cfg.intermediate_size)
-  writer.add_head_count(cfg.num_attention_heads)
-  writer.add_head_count_kv(cfg.num_key_value_heads)
-  writer.add_rope_freq_base(LLAMA["rope_theta"])
-  writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
-  writer.add_rope_dimension_count(head_dim)
-  writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
-  writer.add_tokenizer_model("gpt2")
-  writer.add_tokenizer_pre("default")
-  writer.add_token_list(tokens)
-  writer.add_token_types(types)
-  writer.add_token_merges(MERGES)
-  writer.add_bos_token_id(tokens.index("<|im_start|>"))
-  writer.add_eos_token_id(tokens.index("<|im_end|>"))
-
-  def add(name, w, kind="F32"):
-    w = np.ascontiguousarray(w, np.float32)  # [out, in]: the reader reports [in, out]
-    if kind == "F32":
-      writer.add_tensor(name, w)
-    else:
-      qtype = gguf.GGMLQuantizationType[kind]
-      writer.add_tensor(name, gguf.quants.quantize(w, qtype), raw_dtype=qtype)
-
-  sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-  add("token_embd.weight", sd["model.embed_tokens.weight"])
-  add("output_norm.weight", sd["model.norm.weight"])
-  add("output.weight", sd["lm_head.weight"])
-  for i in range(cfg.num_hidden_layers):
-    p = f"model.layers.{i}."
-    w = {"attn_norm": sd[p + "input_layernorm.weight"],
-         "ffn_norm": sd[p + "post_attention_layernorm.weight"],
-         "attn_q": llama_permute(sd[p + "self_attn.q_proj.weight"], cfg.num_attention_heads),
-         "attn_k": llama_permute(sd[p + "self_attn.k_proj.weight"], cfg.num_key_value_heads),
-         "attn_v": sd[p + "self_attn.v_proj.weight"],
-         "attn_output": sd[p + "self_attn.o_proj.weight"],
-         "ffn_gate": sd[p + "mlp.gate_proj.weight"], "ffn_up": sd[p + "mlp.up_proj.weight"],
-         "ffn_down": sd[p + "mlp.down_proj.weight"]}
-    for name, value in w.items():
-      add(f"blk.{i}.{name}.weight", value, LAYER_TYPES.get(name, "F32"))
-  writer.write_header_to_file()
-  writer.write_kv_data_to_file()
-  writer.write_tensors_to_file()
-  writer.close()
-
-
-def naive_decode(raw: np.ndarray, kind: str, shape) -> np.ndarray:
-  """The ggml block formats, decoded block by block and value by value."""
-  raw = np.asarray(raw).reshape(-1).view(np.uint8)
-  if kind == "F16":
-    return raw.view("<f2").astype(np.float32).reshape(shape)
-  block_bytes = {"Q8_0": 2 + 32, "Q4_0": 2 + 16, "Q4_1": 2 + 2 + 16}[kind]
-  out = []
-  for start in range(0, raw.size, block_bytes):
-    block = raw[start:start + block_bytes].tobytes()
-    d = float(np.frombuffer(block[0:2], "<f2")[0])
-    if kind == "Q8_0":
-      q = np.frombuffer(block[2:34], np.int8)
-      out += [float(q[j]) * d for j in range(32)]
-      continue
-    m = float(np.frombuffer(block[2:4], "<f2")[0]) if kind == "Q4_1" else 0.0
-    nibbles = block[4:20] if kind == "Q4_1" else block[2:18]
-    for j in range(32):
-      q = nibbles[j] & 0x0F if j < 16 else nibbles[j - 16] >> 4
-      out.append(q * d + m if kind == "Q4_1" else (q - 8) * d)
-  return np.asarray(out, np.float32).reshape(shape)
-
-
 def rounded_copy(model):
   """The model with the weights the file quantizes replaced by their quantize-then-decode
-  values (naive decoder above; blocks run along rows, so the q/k row permutation commutes)."""
+  values (the naive decoder; blocks run along rows, so the q/k row permutation commutes)."""
   import copy
-  rounded = copy.deepcopy(model)
+  copied = copy.deepcopy(model)
   hf_names = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
               "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
               "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
   with torch.no_grad():
-    for layer in rounded.model.layers:
+    for layer in copied.model.layers:
       for name, kind in LAYER_TYPES.items():
         weight = layer.get_submodule(hf_names[name]).weight
-        w = weight.numpy()
-        raw = gguf.quants.quantize(w, gguf.GGMLQuantizationType[kind])
-        weight.copy_(torch.from_numpy(naive_decode(raw, kind, w.shape)))
-  return rounded
+        weight.copy_(torch.from_numpy(rounded(weight.numpy(), kind)))
+  return copied
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +47,7 @@ def llama_gguf(tmp_path_factory):
   torch.manual_seed(0)
   config = transformers.LlamaConfig(vocab_size=len(tokens), **LLAMA)
   model = transformers.LlamaForCausalLM(config).float().eval()
-  write_llama_gguf(directory / GGUF_NAME, model, tokens, types)
+  write_gguf(directory / GGUF_NAME, model, tokens, types, LAYER_TYPES)
   return directory, model, rounded_copy(model), tokens
 
 
@@ -201,7 +93,7 @@ def test_dequantization_matches_a_naive_block_decoder(tmp_path):
 # --- 2. a llama file, against transformers -----------------------------------------------
 
 def test_a_llama_gguf_matches_transformers_loading_the_same_file(llama_gguf, monkeypatch):
-  directory, original, rounded, tokens_list = llama_gguf
+  directory, original, rounded_model, tokens_list = llama_gguf
   config, params, tokenizer = load_gguf(str(directory / GGUF_NAME))
   m = config.model
   assert (m.vocab_size, m.d_model, m.num_heads, m.num_kv_heads, m.head_dim, m.mlp_dim) == (
@@ -213,7 +105,7 @@ def test_a_llama_gguf_matches_transformers_loading_the_same_file(llama_gguf, mon
   assert type(hf).__name__ == "LlamaForCausalLM"
   tokens = np.random.default_rng(1).integers(0, len(tokens_list), size=(2, 16))
   ours = our_logits(m, params, tokens)
-  theirs, exact, expected = (hf_logits(x, tokens) for x in (hf, original, rounded))
+  theirs, exact, expected = (hf_logits(x, tokens) for x in (hf, original, rounded_model))
   diff = lambda a, b: float(np.abs(a - b).max())  # noqa: E731
   # Undo nothing: what a loader that forgets llama.cpp's q/k row order would produce.
   monkeypatch.setattr(gguf_import, "_unpermute", lambda w, heads: w)
@@ -261,3 +153,36 @@ def test_the_gguf_tokenizer_round_trips_and_refuses_forged_control_tokens(llama_
   hf_tok = transformers.AutoTokenizer.from_pretrained(str(directory), gguf_file=GGUF_NAME)
   for text in texts:
     assert tok.encode(text) == hf_tok.encode(text, add_special_tokens=False), text
+
+
+# --- 4. a Mixtral file (llama architecture with experts), against torch ------------------
+
+def test_a_mixtral_gguf_matches_the_torch_model_it_was_written_from(tmp_path):
+  tokens_list, types = vocabulary()
+  torch.manual_seed(0)
+  dense = {k: v for k, v in LLAMA.items() if k != "rope_theta"}
+  config = transformers.MixtralConfig(vocab_size=len(tokens_list), **dense, rope_theta=1e4,
+                                      num_local_experts=4, num_experts_per_tok=2)
+  model = transformers.MixtralForCausalLM(config).float().eval()
+  # Stacked experts quantized: the blocks run along each expert's rows.
+  kinds = {"ffn_gate_exps": "Q8_0", "ffn_down_exps": "Q4_0", "attn_v": "Q8_0"}
+  write_gguf(tmp_path / "tiny-mixtral.gguf", model, tokens_list, types, kinds)
+  with torch.no_grad():
+    for layer in model.model.layers:
+      experts, ff = layer.mlp.experts, config.intermediate_size
+      gate_up = experts.gate_up_proj.numpy().copy()
+      gate_up[:, :ff] = rounded(gate_up[:, :ff].copy(), "Q8_0")
+      experts.gate_up_proj.copy_(torch.from_numpy(gate_up))
+      experts.down_proj.copy_(torch.from_numpy(rounded(experts.down_proj.numpy(), "Q4_0")))
+      v = layer.self_attn.v_proj.weight
+      v.copy_(torch.from_numpy(rounded(v.numpy(), "Q8_0")))
+
+  loaded, params, _ = load_gguf(str(tmp_path / "tiny-mixtral.gguf"))
+  m = loaded.model
+  assert (m.moe.num_experts, m.moe.top_k, m.mlp_dim) == (4, 2, 96)
+  tokens = np.random.default_rng(2).integers(0, len(tokens_list), size=(2, 16))
+  ours, theirs = our_logits(m, params, tokens), hf_logits(model, tokens)
+  print(f"\nGGUF mixtral: max|logit| {np.abs(theirs).max():.3g}, "
+        f"max|ours - torch| {np.abs(ours - theirs).max():.3g}")
+  assert np.abs(theirs).max() > 1.0
+  np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)

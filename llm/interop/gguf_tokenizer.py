@@ -1,15 +1,19 @@
-"""The tokenizer inside a GGUF file, rebuilt with the `tokenizers` library behind our
-Tokenizer interface.
+"""The tokenizer inside a GGUF file, rebuilt behind our Tokenizer interface.
 
-Byte-level BPE vocabularies (`tokenizer.ggml.model` = gpt2: GPT-2, SmolLM2, Qwen2, Llama 3)
-are supported: the token strings and merges give a BPE model; the pre-tokenizer follows
-`tokenizer.ggml.pre` (llama.cpp's name for the split rules); control tokens (type 3) become
-special tokens that text never produces. SentencePiece vocabularies (`llama`) are not yet.
+- Byte-level BPE (`tokenizer.ggml.model` = gpt2: GPT-2, SmolLM2, Qwen2, Llama 3), with the
+  `tokenizers` library: the token strings and merges give a BPE model; the pre-tokenizer
+  follows `tokenizer.ggml.pre` (llama.cpp's name for the split rules).
+- SentencePiece BPE (`llama`: Llama 1/2, Mistral, TinyLlama), with `sentencepiece` itself: the
+  pieces, scores and piece types (llama.cpp keeps SentencePiece's numbering) are put back into
+  a SentencePiece model, so merges follow the scores and unknown bytes fall back to <0xNN>.
+
+Either way control tokens (type 3) are special tokens that text never produces; user-defined
+ones (type 4) are matched in text, as in the original tokenizers.
 """
 
 from llm.tokenizer.hf_tokenizer import HFTokenizer
 
-CONTROL, USER_DEFINED = 3, 4
+CONTROL, USER_DEFINED, BYTE = 3, 4, 6
 # llama.cpp pre-tokenizer names -> whether single digits are split off before the GPT-2 rules.
 _PRE_TOKENIZERS = {"default": False, "gpt2": False, "smollm": True, "starcoder": True,
                    "refact": True, "qwen2": False}
@@ -21,11 +25,18 @@ def _field(reader, key, default=None):
 
 
 def tokenizer_from_gguf(reader) -> HFTokenizer:
-  from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
   kind = _field(reader, "tokenizer.ggml.model")
+  if kind == "llama":
+    return sentencepiece_from_gguf(reader)
   if kind != "gpt2":
-    raise ValueError(f"GGUF tokenizer model {kind!r} is not supported yet; byte-level BPE "
-                     "(gpt2) is. Load the model's tokenizer.json with HFTokenizer instead.")
+    raise ValueError(f"GGUF tokenizer model {kind!r} is not supported; byte-level BPE (gpt2) "
+                     "and SentencePiece (llama) are. Load the model's tokenizer.json with "
+                     "HFTokenizer instead.")
+  return _byte_level_bpe(reader)
+
+
+def _byte_level_bpe(reader) -> HFTokenizer:
+  from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
   pre = _field(reader, "tokenizer.ggml.pre", "default")
   if pre not in _PRE_TOKENIZERS:
     raise ValueError(f"GGUF pre-tokenizer {pre!r} is not supported; known: "
@@ -51,3 +62,33 @@ def tokenizer_from_gguf(reader) -> HFTokenizer:
       names[role] = tokens[int(index)]
   return HFTokenizer(f"{reader.data.filename}#tokenizer", bos=names.get("bos"),
                      eos=names.get("eos"), pad=names.get("padding"), tokenizer=tok)
+
+
+def sentencepiece_from_gguf(reader):
+  """A `llama` vocabulary as a SentencePiece BPE model with its own special ids."""
+  from sentencepiece import sentencepiece_model_pb2 as sp_model
+  from llm.tokenizer.sentencepiece_tokenizer import SentencePieceTokenizer
+  tokens = _field(reader, "tokenizer.ggml.tokens")
+  scores = _field(reader, "tokenizer.ggml.scores", [0.0] * len(tokens))
+  types = _field(reader, "tokenizer.ggml.token_type", [1] * len(tokens))
+  proto = sp_model.ModelProto()
+  proto.trainer_spec.model_type = sp_model.TrainerSpec.BPE
+  proto.trainer_spec.byte_fallback = BYTE in types
+  proto.normalizer_spec.name = "identity"
+  proto.normalizer_spec.add_dummy_prefix = bool(
+      _field(reader, "tokenizer.ggml.add_space_prefix", True))
+  proto.normalizer_spec.remove_extra_whitespaces = False
+  proto.normalizer_spec.escape_whitespaces = True
+  for token, score, kind in zip(tokens, scores, types):
+    proto.pieces.add(piece=token, score=float(score), type=int(kind))
+  ids = {role: _field(reader, f"tokenizer.ggml.{role}_token_id")
+         for role in ("unknown", "bos", "eos", "padding")}
+  unk = ids["unknown"] if ids["unknown"] is not None else list(types).index(2)
+  for role, piece in (("bos", "bos_piece"), ("eos", "eos_piece"), ("unknown", "unk_piece")):
+    if ids[role] is not None:  # SentencePiece looks its bos/eos ids up by these names
+      setattr(proto.trainer_spec, piece, tokens[int(ids[role])])
+  eos = int(ids["eos"]) if ids["eos"] is not None else unk
+  return SentencePieceTokenizer.from_model_proto(
+      proto.SerializeToString(), f"{reader.data.filename}#tokenizer", unk_id=int(unk),
+      bos_id=int(ids["bos"]) if ids["bos"] is not None else eos, eos_id=eos,
+      pad_id=int(ids["padding"]) if ids["padding"] is not None else eos)

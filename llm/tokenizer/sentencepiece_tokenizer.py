@@ -89,7 +89,25 @@ class SentencePieceTokenizer:
       raise FileNotFoundError(f"tokenizer model {model_path!r} does not exist: train one with "
                               "llm.tokenizer.train_tokenizer, or fix data.tokenizer_path")
     self._sp = spm.SentencePieceProcessor(model_file=model_path)
+    self._sp_inner = self._sp  # for text after a literal U+2581: no dummy prefix there
     self.path = model_path
+
+  @classmethod
+  def from_model_proto(cls, model_proto: bytes, name: str, *, unk_id: int, bos_id: int,
+                       eos_id: int, pad_id: int) -> "SentencePieceTokenizer":
+    """A serialized SentencePiece ModelProto with its own special ids (e.g. a GGUF file's
+    Llama vocabulary: unk 0, bos 1, eos 2)."""
+    from sentencepiece import sentencepiece_model_pb2 as sp_model
+    tokenizer = cls.__new__(cls)
+    tokenizer._sp = tokenizer._sp_inner = spm.SentencePieceProcessor(model_proto=model_proto)
+    proto = sp_model.ModelProto.FromString(model_proto)
+    if proto.normalizer_spec.add_dummy_prefix:
+      proto.normalizer_spec.add_dummy_prefix = False
+      tokenizer._sp_inner = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
+    tokenizer.path = name
+    tokenizer.unk_id, tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id = (
+        unk_id, bos_id, eos_id, pad_id)
+    return tokenizer
 
   @property
   def vocab_size(self) -> int:
@@ -104,7 +122,7 @@ class SentencePieceTokenizer:
     parts = text.split(_META_SPACE)
     ids = self._sp.encode(parts[0])
     for part in parts[1:]:
-      ids += self._meta_space_bytes + self._sp.encode(part)
+      ids += self._meta_space_bytes + self._sp_inner.encode(part)
     return ids
 
   def encode_batch(self, texts: list[str], threads: int = 0) -> list[list[int]]:
@@ -121,13 +139,13 @@ class SentencePieceTokenizer:
 
   def special_id(self, token: str) -> int:
     token_id = self._sp.piece_to_id(token)
-    if token_id == UNK_ID and token != UNK:
+    if token_id == self.unk_id and token != self._sp.id_to_piece(self.unk_id):
       raise KeyError(f"{token!r} is not a special token of {self.path}; train the tokenizer "
                      "with it in extra_control_tokens")
     return token_id
 
   def is_special(self, token_id: int) -> bool:
-    return self._sp.is_control(int(token_id)) or int(token_id) == UNK_ID
+    return self._sp.is_control(int(token_id)) or int(token_id) == self.unk_id
 
   def special_tokens(self) -> list[str]:
     return [self._sp.id_to_piece(i) for i in range(self.vocab_size) if self.is_special(i)]

@@ -15,6 +15,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from kernels.attention_reference import MASK_VALUE
 
@@ -90,8 +91,9 @@ def triton_forward(st, q, k, v, q_seg, kv_seg):
     segs = (q_seg, kv_seg)
   else:  # the kernel never reads them; pointers still need arrays
     segs = (jnp.zeros((1,), jnp.int32), jnp.zeros((1,), jnp.int32))
+  # A Python float would reach the kernel as fp64 and turn the running max into fp64.
   return jax_triton.triton_call(
-      q, k, v, *segs, st.sm_scale, st.kv_len,
+      q, k, v, *segs, np.float32(st.sm_scale), st.kv_len,
       kernel=_kernel(),
       out_shape=[jax.ShapeDtypeStruct(q.shape, q.dtype),
                  jax.ShapeDtypeStruct((b, h, t), jnp.float32)],

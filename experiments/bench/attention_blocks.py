@@ -4,7 +4,8 @@
 
 For T=4096 and head_dim in {64, 128} (16k tokens per batch, 2048 model width, causal, bf16):
 first the forward tiles (block_q, block_k, warps, stages) with the forward pass alone, then
-the backward tiles with the best forward kept, on forward+backward. Each row is TFLOP/s and
+the backward tiles and their own warps and stages with the best forward kept, on
+forward+backward. Each row is TFLOP/s and
 the share of cuDNN; the default `BlockSizes.for_platform("gpu", d)` is measured too, so the
 JSON shows what a better default would buy. Stops at the time budget, saving after each row.
 """
@@ -27,7 +28,8 @@ from kernels.flash_attention import BlockSizes, attention_flops, flash_attention
 
 FORWARD_TILES = [(bq, bk, w, s) for (bq, bk), w, s in itertools.product(
     [(128, 64), (128, 128), (64, 64), (64, 128)], [4, 8], [2, 3])]
-BACKWARD_TILES = [(64, 64), (64, 128), (128, 64), (128, 128), (32, 64)]
+BACKWARD_TILES = [(bq, bk, w, s) for (bq, bk), w, s in itertools.product(
+    [(64, 64), (64, 128), (32, 64), (32, 128)], [4, 8], [2, 3])]
 
 
 def timed(fn, args, flops: float, repeats: int) -> dict:
@@ -47,7 +49,7 @@ def cudnn(q, k, v):
 
 
 def sweep_head_dim(head_dim: int, seq: int, repeats: int, deadline: float, rows: list, save,
-                   tokens: int = TOKENS, width: int = MODEL_WIDTH):
+                   tokens: int = TOKENS, width: int = MODEL_WIDTH, parts=("fwd", "bwd")):
   batch, heads = max(1, tokens // seq), max(1, width // head_dim)
   q, k, v, ct = inputs(batch, seq, heads, head_dim, jnp.bfloat16)
   default = BlockSizes.for_platform("gpu", head_dim)
@@ -70,18 +72,20 @@ def sweep_head_dim(head_dim: int, seq: int, repeats: int, deadline: float, rows:
     record(mode, "cudnn", cudnn, None)
     record(mode, "default", ours(default), default)
   best, best_tflops = default, 0.0
-  for bq, bk, warps, stages in FORWARD_TILES:
+  for bq, bk, warps, stages in FORWARD_TILES if "fwd" in parts else ():
     if time.time() > deadline:
       return
-    blocks = BlockSizes(bq, bk, default.block_q_bwd, default.block_k_bwd, warps, stages)
+    blocks = BlockSizes(bq, bk, default.block_q_bwd, default.block_k_bwd, warps, stages,
+                        default.num_warps_bwd, default.num_stages_bwd)
     tflops = record("forward", f"fwd {bq}x{bk} w{warps} s{stages}", ours(blocks), blocks)
     if tflops > best_tflops:
       best, best_tflops = blocks, tflops
-  for bq, bk in BACKWARD_TILES:
+  for bq, bk, warps, stages in BACKWARD_TILES if "bwd" in parts else ():
     if time.time() > deadline:
       return
-    blocks = BlockSizes(best.block_q, best.block_k, bq, bk, best.num_warps, best.num_stages)
-    record("forward_backward", f"bwd {bq}x{bk} (fwd best)", ours(blocks), blocks)
+    blocks = dataclasses.replace(best, block_q_bwd=bq, block_k_bwd=bk, num_warps_bwd=warps,
+                                 num_stages_bwd=stages)
+    record("forward_backward", f"bwd {bq}x{bk} w{warps} s{stages}", ours(blocks), blocks)
 
 
 def main():
@@ -93,6 +97,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--tokens", type=int, default=TOKENS, help="tokens per batch")
   parser.add_argument("--width", type=int, default=MODEL_WIDTH, help="heads x head_dim")
+  parser.add_argument("--parts", default="fwd,bwd", help="fwd: forward tiles; bwd: backward")
   args = parser.parse_args()
   from experiments.bench.train_step import write_json_atomic
   result = {"devices": [str(d) for d in jax.devices()], "jax": jax.__version__, "rows": []}
@@ -102,7 +107,7 @@ def main():
   for i, head_dim in enumerate(head_dims):  # an equal share of the budget per head_dim
     deadline = start + args.seconds * (i + 1) / len(head_dims)
     sweep_head_dim(head_dim, args.seq, args.repeats, deadline, result["rows"], save,
-                   args.tokens, args.width)
+                   args.tokens, args.width, args.parts.split(","))
   save()
   print(f"wrote {args.json}")
 

@@ -48,7 +48,8 @@ class BlockSizes:
     if platform == "gpu":  # the best of a tile sweep on an H200 at T=4096, causal bf16
       if head_dim <= 64:
         return cls(128, 128, 64, 128, num_warps=4, num_stages=3)
-      return cls(128, 64, 64, 64, num_warps=8, num_stages=3)
+      return cls(128, 64, 64, 64, num_warps=8, num_stages=3, num_warps_bwd=4,
+                 num_stages_bwd=2)
     if platform == "tpu":
       return cls(512, 512, 256, 256)
     return cls(128, 128, 128, 128)  # interpret mode: fewer, larger blocks run faster

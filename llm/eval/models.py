@@ -1,0 +1,119 @@
+"""The models the evaluation harness runs: SmolLM2, any GGUF file, an HF checkpoint folder, or
+one of our own training runs, each with what the tasks need (logits, greedy text, chat).
+
+  smollm2 | gguf:PATH.gguf | hf:DIR | run:WORKDIR
+
+`run:` takes a workdir of `llm.main` or a lifecycle stage (runs/lifecycle/pretrain,
+runs/lifecycle/align/sft, ...): the model from its config.json, the parameters from its newest
+checkpoint, the tokenizer from `tokenizer_path` or else the nearest data/tokenizer.model at or
+above the workdir. Chat-tuned runs (chat_sft, dpo, ppo) chat in our ChatML template; pretrained
+ones are prompted by completion.
+"""
+
+import json
+import logging
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from llm.model.factory import abstract_model
+from llm.serve.generate import complete
+
+CHAT_ENDS = ("<|im_end|>", "<|eot_id|>")
+OUR_CHATML = "chatml"  # our own template (llm/tokenizer/chat.py), not a Jinja string
+SPECS = "smollm2, gguf:PATH, hf:DIR or run:WORKDIR"
+
+
+class Evaluated:
+  """An imported or trained model with logits, greedy completion and chat."""
+
+  def __init__(self, spec: str, tokenizer_path: str = ""):
+    if spec == "smollm2":
+      from llm.interop.smollm2 import smollm2_path
+      spec = "gguf:" + smollm2_path()
+    kind, _, path = spec.partition(":")
+    loaders = {"gguf": _gguf, "hf": _hf, "run": lambda p: _run(p, tokenizer_path)}
+    if kind not in loaders or not path:
+      raise ValueError(f"model {spec!r}: use {SPECS}")
+    model, params, self.tokenizer, self.chat_template = loaders[kind](path)
+    self.name, self.model_config = spec, model
+    self.graphdef = nnx.split(abstract_model(model), nnx.Param)[0]
+    self.params = jax.tree.map(jnp.asarray, params)
+
+  @property
+  def can_chat(self) -> bool:
+    """Chat-tuned: its own template, or one of our chat-SFT, DPO or PPO runs."""
+    return bool(self.chat_template)
+
+  def logits(self, ids):
+    return nnx.merge(self.graphdef, self.params)(ids)
+
+  def greedy(self, ids: list[int], new_tokens: int, stop_ids=()) -> list[int]:
+    if len(ids) + new_tokens > self.model_config.max_seq_len:
+      logging.warning("%d prompt + %d new tokens exceed the model's max_seq_len %d",
+                      len(ids), new_tokens, self.model_config.max_seq_len)
+    return complete(self.graphdef, self.params, ids, new_tokens,
+                    stop_ids=(*stop_ids, self.tokenizer.eos_id))
+
+  def chat(self, message: str, new_tokens: int) -> str:
+    messages = [{"role": "user", "content": message}]
+    if self.chat_template == OUR_CHATML:
+      from llm.tokenizer.chat import render_chat
+      ids = render_chat(self.tokenizer, messages, add_generation_prompt=True)[0]
+    else:
+      from llm.interop.chat_template import encode_chat
+      ids = encode_chat(self.tokenizer, self.chat_template, messages)
+    stop = [self.tokenizer.special_id(t) for t in CHAT_ENDS
+            if t in self.tokenizer.special_tokens()]
+    return self.tokenizer.decode(self.greedy(ids, new_tokens, stop))
+
+  def complete(self, prompt: str, new_tokens: int) -> str:
+    return self.tokenizer.decode(self.greedy(self.tokenizer.encode(prompt), new_tokens))
+
+
+def _gguf(path: str):
+  import gguf
+  from llm.interop.gguf_import import load_gguf
+  config, params, tokenizer = load_gguf(path)
+  field = gguf.GGUFReader(path).fields.get("tokenizer.chat_template")
+  return config.model, params, tokenizer, field.contents() if field is not None else None
+
+
+def _hf(path: str):
+  from llm.interop.hf_checkpoint import load_hf_checkpoint
+  config, params, tokenizer = load_hf_checkpoint(path)
+  template, template_file = None, os.path.join(path, "tokenizer_config.json")
+  if os.path.exists(template_file):
+    with open(template_file, encoding="utf-8") as f:
+      template = json.load(f).get("chat_template")
+  return config.model, params, tokenizer, template
+
+
+def _run(workdir: str, tokenizer_path: str = ""):
+  from llm.align.standalone import load_trained_params, policy_params
+  from llm.tokenizer import load_tokenizer
+  with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+    saved = json.load(f)
+  task = saved["train"].get("task")
+  if task == "reward":
+    raise ValueError(f"{workdir} is a reward model, not a language model; evaluate the "
+                     "policy it scores instead")
+  path = tokenizer_path or saved["data"].get("tokenizer_path") or run_tokenizer(workdir)
+  model = ml_collections.ConfigDict(saved["model"])
+  params = policy_params(load_trained_params(workdir))
+  return model, params, load_tokenizer(path), None if task == "lm" else OUR_CHATML
+
+
+def run_tokenizer(workdir: str) -> str:
+  """The nearest data/tokenizer.model at or above a run's workdir (the lifecycle layout)."""
+  folder = os.path.abspath(workdir)
+  for _ in range(3):
+    candidate = os.path.join(folder, "data", "tokenizer.model")
+    if os.path.exists(candidate):
+      return candidate
+    folder = os.path.dirname(folder)
+  raise FileNotFoundError(f"no data/tokenizer.model at or above {workdir}: pass "
+                          "--tokenizer=PATH")

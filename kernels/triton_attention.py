@@ -45,6 +45,7 @@ def _kernel():
     q = tl.load(q_ptr + q_base + rows[:, None] * HEAD_DIM + dims[None, :])
     if HAS_SEGMENTS:
       q_seg = tl.load(q_seg_ptr + batch * Q_LEN + rows)
+    scale = sm_scale.to(tl.float32)  # launchers may pass a Python float as fp64
     m = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], tl.float32)
@@ -54,7 +55,7 @@ def _kernel():
     for start in range(0, end, BLOCK_N):
       keys = start + cols
       k = tl.load(k_ptr + kv_base + keys[None, :] * HEAD_DIM + dims[:, None])  # [d, bn]
-      s = tl.dot(q, k) * sm_scale
+      s = tl.dot(q, k) * scale
       visible = keys[None, :] < kv_len
       if CAUSAL:
         visible = visible & (rows[:, None] >= keys[None, :])

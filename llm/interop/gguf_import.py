@@ -4,8 +4,8 @@ our parameters, the vocabulary -> a tokenizer (`gguf_tokenizer.py`).
   config, params, tokenizer = load_gguf("SmolLM2-135M-Instruct.Q4_1.gguf")
 
 Architectures: llama (Llama, Mistral and SmolLM2 files), qwen2, and llama-style mixtures of
-experts (Mixtral). Tensor types: F32, F16, BF16, Q8_0, Q4_0 and Q4_1, dequantized by the
-`gguf` package. llama.cpp stores llama query and key weights with their rows interleaved for
+experts (Mixtral). Tensor types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0 and the K-quants
+Q4_K, Q5_K and Q6_K (so Q4_K_M / Q5_K_M files), dequantized by the `gguf` package. llama.cpp stores llama query and key weights with their rows interleaved for
 its rotary layout; they are put back into the half-split layout ours and HF's use.
 """
 
@@ -15,7 +15,8 @@ from llm.config import default_config
 from llm.interop.hf_config import model_config_from_hf
 from llm.interop.hf_weights import params_from_hf
 
-SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1")
+# Each checked against a block decoder written independently in tests/interop/gguf_files.py.
+SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q4_K", "Q5_K", "Q6_K")
 _LAYER_NAMES = {"attn_norm.weight": "input_layernorm.weight",
                 "ffn_norm.weight": "post_attention_layernorm.weight",
                 "attn_q.weight": "self_attn.q_proj.weight",

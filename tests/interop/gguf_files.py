@@ -107,25 +107,112 @@ def write_gguf(path, model, tokens, types, tensor_types: dict) -> None:
 
 
 def naive_decode(raw: np.ndarray, kind: str, shape) -> np.ndarray:
-  """The ggml block formats, decoded block by block and value by value."""
+  """The ggml block formats, decoded block by block and value by value, as ggml-quants.c
+  writes them."""
   raw = np.asarray(raw).reshape(-1).view(np.uint8)
   if kind == "F16":
     return raw.view("<f2").astype(np.float32).reshape(shape)
-  block_bytes = {"Q8_0": 2 + 32, "Q4_0": 2 + 16, "Q4_1": 2 + 2 + 16}[kind]
+  decode, block_bytes = _BLOCK_DECODERS[kind]
   out = []
   for start in range(0, raw.size, block_bytes):
-    block = raw[start:start + block_bytes].tobytes()
-    d = float(np.frombuffer(block[0:2], "<f2")[0])
-    if kind == "Q8_0":
-      q = np.frombuffer(block[2:34], np.int8)
-      out += [float(q[j]) * d for j in range(32)]
-      continue
-    m = float(np.frombuffer(block[2:4], "<f2")[0]) if kind == "Q4_1" else 0.0
-    nibbles = block[4:20] if kind == "Q4_1" else block[2:18]
-    for j in range(32):
-      q = nibbles[j] & 0x0F if j < 16 else nibbles[j - 16] >> 4
-      out.append(q * d + m if kind == "Q4_1" else (q - 8) * d)
+    out += decode(raw[start:start + block_bytes].tobytes())
   return np.asarray(out, np.float32).reshape(shape)
+
+
+def _f16(b: bytes) -> float:
+  return float(np.frombuffer(b, "<f2")[0])
+
+
+def _q8_0(block: bytes) -> list:
+  d, q = _f16(block[0:2]), np.frombuffer(block[2:34], np.int8)
+  return [float(q[j]) * d for j in range(32)]
+
+
+def _q4(block: bytes, with_min: bool) -> list:
+  d = _f16(block[0:2])
+  m = _f16(block[2:4]) if with_min else 0.0
+  nibbles = block[4:20] if with_min else block[2:18]
+  out = []
+  for j in range(32):
+    q = nibbles[j] & 0x0F if j < 16 else nibbles[j - 16] >> 4
+    out.append(q * d + m if with_min else (q - 8) * d)
+  return out
+
+
+def _q5_0(block: bytes) -> list:
+  d, high = _f16(block[0:2]), int.from_bytes(block[2:6], "little")
+  qs, out = block[6:22], [0.0] * 32
+  for j in range(16):
+    out[j] = (((qs[j] & 0x0F) | (((high >> j) << 4) & 0x10)) - 16) * d
+    out[j + 16] = (((qs[j] >> 4) | ((high >> (j + 12)) & 0x10)) - 16) * d
+  return out
+
+
+def _scale_min_k4(j: int, scales: bytes) -> tuple[int, int]:
+  if j < 4:
+    return scales[j] & 63, scales[j + 4] & 63
+  return ((scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4),
+          (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4))
+
+
+def _q4_k(block: bytes) -> list:
+  d, dmin, scales, qs = _f16(block[0:2]), _f16(block[2:4]), block[4:16], block[16:144]
+  out = []
+  for half in range(4):  # 64 values: 32 low nibbles, then 32 high nibbles
+    q = qs[32 * half:32 * half + 32]
+    for sub, shift in ((2 * half, 0), (2 * half + 1, 4)):
+      scale, minimum = _scale_min_k4(sub, scales)
+      out += [d * scale * ((q[i] >> shift) & 0x0F) - dmin * minimum for i in range(32)]
+  return out
+
+
+def _q5_k(block: bytes) -> list:
+  d, dmin, scales = _f16(block[0:2]), _f16(block[2:4]), block[4:16]
+  qh, qs = block[16:48], block[48:176]
+  out = []
+  for half in range(4):  # like Q4_K, plus one high bit per value from qh
+    q = qs[32 * half:32 * half + 32]
+    for sub, shift in ((2 * half, 0), (2 * half + 1, 4)):
+      scale, minimum = _scale_min_k4(sub, scales)
+      bit = 1 << sub
+      out += [d * scale * (((q[i] >> shift) & 0x0F) + (16 if qh[i] & bit else 0))
+              - dmin * minimum for i in range(32)]
+  return out
+
+
+def _q6_k(block: bytes) -> list:
+  ql, qh = block[0:128], block[128:192]
+  scales, d = np.frombuffer(block[192:208], np.int8), _f16(block[208:210])
+  out = [0.0] * 256
+  for n in range(2):  # two halves of 128 values
+    low, high, sc, y = ql[64 * n:], qh[32 * n:], scales[8 * n:], 128 * n
+    for i in range(32):
+      s = i // 16
+      values = (((low[i] & 0x0F) | (((high[i] >> 0) & 3) << 4)) - 32,
+                ((low[i + 32] & 0x0F) | (((high[i] >> 2) & 3) << 4)) - 32,
+                ((low[i] >> 4) | (((high[i] >> 4) & 3) << 4)) - 32,
+                ((low[i + 32] >> 4) | (((high[i] >> 6) & 3) << 4)) - 32)
+      for k, q in enumerate(values):
+        out[y + i + 32 * k] = d * float(sc[s + 2 * k]) * q
+  return out
+
+
+_BLOCK_DECODERS = {"Q8_0": (_q8_0, 34), "Q4_0": (lambda b: _q4(b, False), 18),
+                   "Q4_1": (lambda b: _q4(b, True), 20), "Q5_0": (_q5_0, 22),
+                   "Q4_K": (_q4_k, 144), "Q5_K": (_q5_k, 176), "Q6_K": (_q6_k, 210)}
+
+
+def random_k_blocks(kind: str, blocks: int, seed: int = 0) -> np.ndarray:
+  """Random bytes in `kind`'s block layout with finite, moderate f16 scales (K-quants cannot
+  be quantized from Python)."""
+  rng = np.random.default_rng(seed)
+  size = _BLOCK_DECODERS[kind][1]
+  raw = rng.integers(0, 256, size=(blocks, size), dtype=np.uint8)
+  scale_at = {"Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}[kind]
+  for at in scale_at:
+    raw[:, at:at + 2] = np.frombuffer(
+        rng.uniform(1e-3, 1e-2, blocks).astype("<f2").tobytes(), np.uint8).reshape(blocks, 2)
+  return raw
 
 
 def rounded(w: np.ndarray, kind: str) -> np.ndarray:

@@ -7,7 +7,8 @@ import pytest
 from llm.interop import gguf_import
 from llm.interop.gguf_import import SUPPORTED_TYPES, dequantize, load_gguf
 from llm.interop.gguf_tokenizer import tokenizer_from_gguf
-from tests.interop.gguf_files import naive_decode, rounded, vocabulary, write_gguf
+from tests.interop.gguf_files import (naive_decode, random_k_blocks, rounded, vocabulary,
+                                      write_gguf)
 from tests.interop.helpers import hf_logits, our_logits
 
 gguf = pytest.importorskip("gguf")
@@ -55,7 +56,7 @@ def llama_gguf(tmp_path_factory):
 
 def test_dequantization_matches_a_naive_block_decoder(tmp_path):
   rng = np.random.default_rng(0)
-  kinds = ("Q8_0", "Q4_0", "Q4_1", "F16")
+  kinds = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "F16")
   originals = {k: rng.normal(size=(4, 64)).astype(np.float32) for k in kinds}
   path = tmp_path / "blocks.gguf"
   writer = gguf.GGUFWriter(str(path), "llama")
@@ -72,7 +73,7 @@ def test_dequantization_matches_a_naive_block_decoder(tmp_path):
   writer.close()
 
   tensors = {t.name: t for t in gguf.GGUFReader(str(path)).tensors}
-  bound = {"Q8_0": 0.02, "Q4_0": 0.2, "Q4_1": 0.2, "F16": 1e-3}
+  bound = {"Q8_0": 0.02, "Q4_0": 0.2, "Q4_1": 0.2, "Q5_0": 0.1, "F16": 1e-3}
   for kind, x in originals.items():
     tensor = tensors[kind]
     assert tensor.tensor_type.name == kind
@@ -88,6 +89,27 @@ def test_dequantization_matches_a_naive_block_decoder(tmp_path):
   with pytest.raises(ValueError, match="Q2_K") as error:
     dequantize(tensors["q2k"])
   assert all(kind in str(error.value) for kind in SUPPORTED_TYPES)
+
+
+def test_k_quants_match_a_naive_block_decoder(tmp_path):
+  """Q4_K_M and Q5_K_M files mix Q4_K or Q5_K with Q6_K: 256-value super-blocks with 6-bit
+  packed sub-block scales. Python cannot quantize them, so the blocks are random bytes."""
+  path, rows, cols = tmp_path / "k.gguf", 3, 512
+  writer = gguf.GGUFWriter(str(path), "llama")
+  raws = {}
+  for kind in ("Q4_K", "Q5_K", "Q6_K"):
+    raws[kind] = random_k_blocks(kind, rows * cols // 256, seed=len(raws)).reshape(rows, -1)
+    writer.add_tensor(kind, raws[kind], raw_dtype=gguf.GGMLQuantizationType[kind])
+  writer.write_header_to_file()
+  writer.write_kv_data_to_file()
+  writer.write_tensors_to_file()
+  writer.close()
+  for tensor in gguf.GGUFReader(str(path)).tensors:
+    got = dequantize(tensor)
+    assert got.shape == (rows, cols) and tensor.tensor_type.name == tensor.name
+    expected = naive_decode(raws[tensor.name], tensor.name, (rows, cols))
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=1e-6)
+    assert np.abs(expected).max() > 0.1
 
 
 # --- 2. a llama file, against transformers -----------------------------------------------

@@ -20,7 +20,7 @@ import ml_collections
 from flax import nnx
 
 from llm.model.factory import abstract_model
-from llm.serve.generate import complete
+from llm.serve.generate import complete_many
 
 CHAT_ENDS = ("<|im_end|>", "<|eot_id|>")
 OUR_CHATML = "chatml"  # our own template (llm/tokenizer/chat.py), not a Jinja string
@@ -30,7 +30,7 @@ SPECS = "smollm2, gguf:PATH, hf:DIR or run:WORKDIR"
 class Evaluated:
   """An imported or trained model with logits, greedy completion and chat."""
 
-  def __init__(self, spec: str, tokenizer_path: str = ""):
+  def __init__(self, spec: str, tokenizer_path: str = "", batch_size: int = 8):
     if spec == "smollm2":
       from llm.interop.smollm2 import smollm2_path
       spec = "gguf:" + smollm2_path()
@@ -39,7 +39,7 @@ class Evaluated:
     if kind not in loaders or not path:
       raise ValueError(f"model {spec!r}: use {SPECS}")
     model, params, self.tokenizer, self.chat_template = loaders[kind](path)
-    self.name, self.model_config = spec, model
+    self.name, self.model_config, self.batch_size = spec, model, batch_size
     self.graphdef = nnx.split(abstract_model(model), nnx.Param)[0]
     self.params = jax.tree.map(jnp.asarray, params)
 
@@ -51,27 +51,33 @@ class Evaluated:
   def logits(self, ids):
     return nnx.merge(self.graphdef, self.params)(ids)
 
-  def greedy(self, ids: list[int], new_tokens: int, stop_ids=()) -> list[int]:
-    if len(ids) + new_tokens > self.model_config.max_seq_len:
-      logging.warning("%d prompt + %d new tokens exceed the model's max_seq_len %d",
-                      len(ids), new_tokens, self.model_config.max_seq_len)
-    return complete(self.graphdef, self.params, ids, new_tokens,
-                    stop_ids=(*stop_ids, self.tokenizer.eos_id))
+  def greedy(self, prompts: list[list[int]], new_tokens: int, stop_ids=()) -> list[list[int]]:
+    """Greedy continuations of many prompts, batch_size at a time, cut at a stop token."""
+    longest = max((len(p) for p in prompts), default=0)
+    if longest + new_tokens > self.model_config.max_seq_len:
+      logging.warning("up to %d prompt + %d new tokens exceed the model's max_seq_len %d",
+                      longest, new_tokens, self.model_config.max_seq_len)
+    return complete_many(self.graphdef, self.params, prompts, new_tokens,
+                         stop_ids=(*stop_ids, self.tokenizer.eos_id),
+                         batch_size=self.batch_size)
 
-  def chat(self, message: str, new_tokens: int) -> str:
-    messages = [{"role": "user", "content": message}]
-    if self.chat_template == OUR_CHATML:
-      from llm.tokenizer.chat import render_chat
-      ids = render_chat(self.tokenizer, messages, add_generation_prompt=True)[0]
-    else:
-      from llm.interop.chat_template import encode_chat
-      ids = encode_chat(self.tokenizer, self.chat_template, messages)
+  def chat(self, messages: list[str], new_tokens: int) -> list[str]:
+    """Replies to single-turn user messages."""
     stop = [self.tokenizer.special_id(t) for t in CHAT_ENDS
             if t in self.tokenizer.special_tokens()]
-    return self.tokenizer.decode(self.greedy(ids, new_tokens, stop))
+    ids = [self._chat_ids([{"role": "user", "content": m}]) for m in messages]
+    return [self.tokenizer.decode(r) for r in self.greedy(ids, new_tokens, stop)]
 
-  def complete(self, prompt: str, new_tokens: int) -> str:
-    return self.tokenizer.decode(self.greedy(self.tokenizer.encode(prompt), new_tokens))
+  def complete(self, prompts: list[str], new_tokens: int) -> list[str]:
+    replies = self.greedy([self.tokenizer.encode(p) for p in prompts], new_tokens)
+    return [self.tokenizer.decode(r) for r in replies]
+
+  def _chat_ids(self, messages: list[dict]) -> list[int]:
+    if self.chat_template == OUR_CHATML:
+      from llm.tokenizer.chat import render_chat
+      return render_chat(self.tokenizer, messages, add_generation_prompt=True)[0]
+    from llm.interop.chat_template import encode_chat
+    return encode_chat(self.tokenizer, self.chat_template, messages)
 
 
 def _gguf(path: str):

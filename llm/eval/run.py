@@ -6,7 +6,7 @@ pass@1 and FIM infill exact match, for an imported model; results as JSON.
   python -m llm.eval.run --model=gguf:PATH.gguf ...   |   --model=hf:DIR ...
   python -m llm.eval.run --model=run:runs/lifecycle/align/sft ...   # one of our own runs
 
-Generation is greedy. --limit takes the first N problems of each task (the full sets take
+Generation is greedy, --batch_size prompts at a time. --limit takes the first N problems of each task (the full sets take
 hours on a CPU); the JSON records how many were run.
 """
 
@@ -28,6 +28,7 @@ from llm.tokenizer.base import FIM_MIDDLE
 
 _MODEL = flags.DEFINE_string("model", "smollm2", SPECS + ".")
 _TOKENIZER = flags.DEFINE_string("tokenizer", "", "run: models only; default: the run's own.")
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Prompts generated together.")
 _TASKS = flags.DEFINE_list("tasks", ["bpb", "gsm8k", "humaneval", "fim"], "Tasks to run.")
 _LIMIT = flags.DEFINE_integer("limit", 20, "Problems per task (0: all).")
 _NEW_TOKENS = flags.DEFINE_integer("new_tokens", 256, "Generated tokens per problem at most.")
@@ -57,20 +58,28 @@ def run_task(model: Evaluated, task: str, limit: int, new_tokens: int, bpb_chars
                                   heldout_texts(source, bpb_chars), window=window)
             for source in ("shakespeare", "python_stdlib")}
   if task == "gsm8k":
-    ask = (lambda q: model.chat(GSM8K_INSTRUCTION + q, new_tokens)) if model.can_chat \
-        else (lambda q: model.complete(f"Question: {q}\nAnswer:", new_tokens))
-    return gsm8k_exact_match(ask, gsm8k_problems(limit or None))
+    problems = gsm8k_problems(limit or None)
+    questions = [p["question"] for p in problems]
+    if model.can_chat:
+      replies = model.chat([GSM8K_INSTRUCTION + q for q in questions], new_tokens)
+    else:
+      replies = model.complete([f"Question: {q}\nAnswer:" for q in questions], new_tokens)
+    return gsm8k_exact_match(dict(zip(questions, replies)).__getitem__, problems)
   if task == "humaneval":
-    write = (lambda p: model.chat(HUMANEVAL_INSTRUCTION + p + "```", new_tokens)) \
-        if model.can_chat else (lambda p: _until(model.complete(p, new_tokens), STOPS))
-    return humaneval_pass_at_1(write, humaneval_problems(limit or None))
+    problems = humaneval_problems(limit or None)
+    prompts = [p["prompt"] for p in problems]
+    if model.can_chat:
+      replies = model.chat([HUMANEVAL_INSTRUCTION + p + "```" for p in prompts], new_tokens)
+    else:
+      replies = [_until(r, STOPS) for r in model.complete(prompts, new_tokens)]
+    return humaneval_pass_at_1(dict(zip(prompts, replies)).__getitem__, problems)
   if task == "fim":
     if FIM_MIDDLE not in model.tokenizer.special_tokens():
       return {"skipped": "the tokenizer has no fill-in-the-middle tokens"}
     cases = fim_cases(heldout_texts("python_stdlib", 50 * bpb_chars), limit or 100)
-    return fim_exact_match(
-        lambda c: model.tokenizer.decode(model.greedy(fim_prompt(model.tokenizer, c), 48)),
-        cases)
+    middles = model.greedy([fim_prompt(model.tokenizer, c) for c in cases], 48)
+    by_case = {id(c): model.tokenizer.decode(m) for c, m in zip(cases, middles)}
+    return fim_exact_match(lambda c: by_case[id(c)], cases)
   raise app.UsageError(f"unknown task {task!r}: bpb, gsm8k, humaneval or fim")
 
 
@@ -83,7 +92,7 @@ def main(argv):
   del argv
   configure_logging()
   try:
-    model = Evaluated(_MODEL.value, _TOKENIZER.value)
+    model = Evaluated(_MODEL.value, _TOKENIZER.value, _BATCH.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   results = {"model": model.name, "limit": _LIMIT.value, "new_tokens": _NEW_TOKENS.value}

@@ -31,6 +31,15 @@ def attention_mask(q_pos, k_pos, q_seg, k_seg):
   return (causal & same_doc)[:, None, None]
 
 
+def _write_cache(cache, new, index):
+  """cache [batch, max_len, ...] with new [batch, t, ...] written at `index` (a scalar, or one
+  index per row)."""
+  if jnp.ndim(index) == 0:
+    return jax.lax.dynamic_update_slice_in_dim(cache, new, index, 1)
+  return jax.vmap(lambda c, x, i: jax.lax.dynamic_update_slice_in_dim(c, x, i, 0))(
+      cache, new, index)
+
+
 def _dense_attention(q, k, v, mask):
   b, t, h, d = q.shape
   kv_heads = k.shape[2]
@@ -117,8 +126,8 @@ class Attention(nnx.Module):
                ((q, "query_proj"), (k, "key_proj"), (v, "value_proj")))
     k_pos, k_seg = positions, segment_ids
     if cache is not None:
-      k = jax.lax.dynamic_update_slice_in_dim(cache.k, k.astype(cache.k.dtype), cache_index, 1)
-      v = jax.lax.dynamic_update_slice_in_dim(cache.v, v.astype(cache.v.dtype), cache_index, 1)
+      k, v = (_write_cache(c, x.astype(c.dtype), cache_index) for c, x in ((cache.k, k),
+                                                                           (cache.v, v)))
       cache = LayerCache(k, v)
       k_pos = jnp.broadcast_to(jnp.arange(k.shape[1]), k.shape[:2])
       k_seg = jnp.ones(k.shape[:2], segment_ids.dtype)

@@ -82,8 +82,11 @@ class Transformer(nnx.Module):
     return LayerCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
 
   def decode(self, tokens, cache: LayerCache, cache_index):
-    """Runs tokens [batch, t] at positions cache_index.. ; returns (logits, updated cache)."""
-    positions = cache_index + jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
+    """Runs tokens [batch, t] at positions cache_index.. ; returns (logits, updated cache).
+    cache_index is a scalar, or one index per row [batch] (rows of different lengths)."""
+    cache_index = jnp.asarray(cache_index)
+    start = cache_index[:, None] if cache_index.ndim == 1 else cache_index
+    positions = start + jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
     logits, cache, _ = self._forward(tokens, positions, jnp.ones_like(tokens), cache,
                                      cache_index, None)
     return logits, cache

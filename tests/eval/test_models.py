@@ -40,8 +40,8 @@ def test_a_run_is_rebuilt_with_its_trained_parameters_and_tokenizer(trained_run,
   expected = generate(task.graphdef, params, jnp.asarray([prompt], jnp.int32),
                       jax.random.key(0), max_new_tokens=6, temperature=0.0)[0].tolist()
   eos = small_tokenizer.eos_id
-  assert model.greedy(prompt, 6) == (expected[:expected.index(eos)] if eos in expected
-                                     else expected)
+  assert model.greedy([prompt], 6) == [expected[:expected.index(eos)] if eos in expected
+                                       else expected]
 
 
 def test_run_models_explain_what_is_missing(trained_run, tmp_path):
@@ -66,6 +66,9 @@ def test_the_harness_tasks_run_on_a_run_model(trained_run):
   model = Evaluated(f"run:{workdir}")
   fim = run_task(model, "fim", limit=2, new_tokens=4, bpb_chars=2000)
   assert fim["cases"] == 2 and 0.0 <= fim["exact_match"] <= 1.0  # our tokenizer has FIM tokens
+  assert run_task(model, "gsm8k", limit=3, new_tokens=4, bpb_chars=0)["problems"] == 3
+  humaneval = run_task(model, "humaneval", limit=3, new_tokens=4, bpb_chars=0)
+  assert humaneval["problems"] == 3 and humaneval["pass_at_1"] == 0.0
   bpb = run_task(model, "bpb", limit=2, new_tokens=4, bpb_chars=20_000)
   # An untrained-size model on random rows: near-uniform over 2,000 pieces is about 11 bits a
   # token; per byte it must land between 0 and that.

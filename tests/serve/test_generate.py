@@ -6,7 +6,7 @@ import numpy as np
 from flax import nnx
 
 from llm.model import build_model
-from llm.serve.generate import complete, generate, sample_token
+from llm.serve.generate import complete, complete_many, generate, sample_token
 from tests.conftest import micro_config
 
 
@@ -42,3 +42,17 @@ def test_padded_prompts_continue_exactly_like_unpadded_ones():
         exact[:exact.index(stop)]
     assert complete(graphdef, params, ids, 5, bucket=8, stop_ids=(stop,), keep_stop=True) == \
         exact[:exact.index(stop) + 1]
+
+
+def test_a_batch_of_prompts_of_different_lengths_continues_like_each_alone():
+  model = build_model(micro_config().model)
+  graphdef, params = nnx.split(model, nnx.Param)
+  params = nnx.to_pure_dict(params)
+  rng = np.random.default_rng(3)
+  prompts = [rng.integers(1, 64, size=n).tolist() for n in (3, 7, 12, 5, 9)]
+  alone = [generate(graphdef, params, jnp.asarray([p], jnp.int32), jax.random.key(0),
+                    max_new_tokens=6, temperature=0.0)[0].tolist() for p in prompts]
+  assert complete_many(graphdef, params, prompts, 6, batch_size=4, bucket=8) == alone
+  stop = alone[1][2]
+  cut = complete_many(graphdef, params, prompts, 6, batch_size=4, bucket=8, stop_ids=(stop,))
+  assert cut == [a[:a.index(stop)] if stop in a else a for a in alone]

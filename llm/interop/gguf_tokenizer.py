@@ -2,7 +2,8 @@
 
 - Byte-level BPE (`tokenizer.ggml.model` = gpt2: GPT-2, SmolLM2, Qwen2, Llama 3), with the
   `tokenizers` library: the token strings and merges give a BPE model; the pre-tokenizer
-  follows `tokenizer.ggml.pre` (llama.cpp's name for the split rules).
+  follows `tokenizer.ggml.pre` (llama.cpp's name for the split rules: GPT-2's, with single
+  digits for smollm/starcoder, or Llama 3's and Qwen2's own regexes).
 - SentencePiece BPE (`llama`: Llama 1/2, Mistral, TinyLlama), with `sentencepiece` itself: the
   pieces, scores and piece types (llama.cpp keeps SentencePiece's numbering) are put back into
   a SentencePiece model, so merges follow the scores and unknown bytes fall back to <0xNN>.
@@ -14,9 +15,16 @@ ones (type 4) are matched in text, as in the original tokenizers.
 from llm.tokenizer.hf_tokenizer import HFTokenizer
 
 CONTROL, USER_DEFINED, BYTE = 3, 4, 6
-# llama.cpp pre-tokenizer names -> whether single digits are split off before the GPT-2 rules.
-_PRE_TOKENIZERS = {"default": False, "gpt2": False, "smollm": True, "starcoder": True,
-                   "refact": True, "qwen2": False}
+# llama.cpp pre-tokenizer names (`tokenizer.ggml.pre`) -> how text is split before the merges:
+# the GPT-2 rules, optionally after splitting off single digits, or a model's own split regex.
+_GPT2_RULES = {"default": False, "gpt2": False, "smollm": True, "starcoder": True,
+               "refact": True}
+_LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+                 r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+_QWEN2_SPLIT = _LLAMA3_SPLIT.replace(r"\p{N}{1,3}", r"\p{N}")  # single digits
+_SPLITS = {"llama-bpe": _LLAMA3_SPLIT, "llama3": _LLAMA3_SPLIT, "llama-v3": _LLAMA3_SPLIT,
+           "smaug-bpe": _LLAMA3_SPLIT, "dbrx": _LLAMA3_SPLIT, "qwen2": _QWEN2_SPLIT,
+           "deepseek-r1-qwen": _QWEN2_SPLIT}
 
 
 def _field(reader, key, default=None):
@@ -36,20 +44,17 @@ def tokenizer_from_gguf(reader) -> HFTokenizer:
 
 
 def _byte_level_bpe(reader) -> HFTokenizer:
-  from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+  from tokenizers import AddedToken, Tokenizer, decoders, models
   pre = _field(reader, "tokenizer.ggml.pre", "default")
-  if pre not in _PRE_TOKENIZERS:
+  if pre not in _GPT2_RULES and pre not in _SPLITS:
     raise ValueError(f"GGUF pre-tokenizer {pre!r} is not supported; known: "
-                     f"{sorted(_PRE_TOKENIZERS)}")
+                     f"{sorted(_GPT2_RULES) + sorted(_SPLITS)}")
   tokens = _field(reader, "tokenizer.ggml.tokens")
   types = _field(reader, "tokenizer.ggml.token_type", [1] * len(tokens))
   merges = [tuple(m.split(" ", 1)) for m in _field(reader, "tokenizer.ggml.merges", [])]
   tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges,
                              fuse_unk=False, byte_fallback=False))
-  byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-  tok.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
-                                                byte_level])
-                       if _PRE_TOKENIZERS[pre] else byte_level)
+  tok.pre_tokenizer = _pre_tokenizer(pre)
   tok.decoder = decoders.ByteLevel()
   tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
                           for t, k in zip(tokens, types) if k == CONTROL])
@@ -62,6 +67,18 @@ def _byte_level_bpe(reader) -> HFTokenizer:
       names[role] = tokens[int(index)]
   return HFTokenizer(f"{reader.data.filename}#tokenizer", bos=names.get("bos"),
                      eos=names.get("eos"), pad=names.get("padding"), tokenizer=tok)
+
+
+def _pre_tokenizer(pre: str):
+  from tokenizers import Regex, pre_tokenizers
+  if pre in _SPLITS:
+    return pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(_SPLITS[pre]), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+  byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+  if _GPT2_RULES[pre]:
+    return pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+  return byte_level
 
 
 def sentencepiece_from_gguf(reader):

@@ -7,8 +7,8 @@ import pytest
 from llm.interop import gguf_import
 from llm.interop.gguf_import import SUPPORTED_TYPES, dequantize, load_gguf
 from llm.interop.gguf_tokenizer import tokenizer_from_gguf
-from tests.interop.gguf_files import (naive_decode, random_k_blocks, rounded, vocabulary,
-                                      write_gguf)
+from tests.interop.gguf_files import (byte_to_unicode, naive_decode, random_k_blocks, rounded,
+                                      vocabulary, write_gguf)
 from tests.interop.helpers import hf_logits, our_logits
 
 gguf = pytest.importorskip("gguf")
@@ -208,3 +208,41 @@ def test_a_mixtral_gguf_matches_the_torch_model_it_was_written_from(tmp_path):
         f"max|ours - torch| {np.abs(ours - theirs).max():.3g}")
   assert np.abs(theirs).max() > 1.0
   np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)
+
+
+# --- 5. pre-tokenizers named by tokenizer.ggml.pre ----------------------------------------
+
+DIGIT_MERGES = ["3 4", "1 2", "12 3", "4 5", "45 6", "Ġ 1"]
+
+
+@pytest.mark.parametrize("pre,expected", [
+    ("default", ["12", "34", "5", "6"]),    # GPT-2: the digit run stays whole
+    ("llama-bpe", ["123", "456"]),          # Llama 3: runs of up to 3 digits
+    ("qwen2", ["1", "2", "3", "4", "5", "6"]),  # Qwen2: single digits
+    ("smollm", ["1", "2", "3", "4", "5", "6"])])
+def test_pre_tokenizers_split_text_like_the_model_they_name(tmp_path, pre, expected):
+  tokens = [byte_to_unicode()[b] for b in range(256)]
+  tokens += ["".join(m.split(" ")) for m in DIGIT_MERGES] + ["<|endoftext|>"]
+  path = tmp_path / f"{pre}.gguf"
+  writer = gguf.GGUFWriter(str(path), "llama")
+  writer.add_tokenizer_model("gpt2")
+  writer.add_tokenizer_pre(pre)
+  writer.add_token_list(tokens)
+  writer.add_token_types([1] * (len(tokens) - 1) + [3])
+  writer.add_token_merges(DIGIT_MERGES)
+  writer.add_bos_token_id(len(tokens) - 1)
+  writer.add_eos_token_id(len(tokens) - 1)
+  writer.add_tensor("token_embd.weight", np.zeros((len(tokens), 4), np.float32))
+  writer.write_header_to_file()
+  writer.write_kv_data_to_file()
+  writer.write_tensors_to_file()
+  writer.close()
+  tok = tokenizer_from_gguf(gguf.GGUFReader(str(path)))
+  assert [tokens[i] for i in tok.encode("123456")] == expected
+  texts = ["123456", "x 1234567 DON'T don't\n\n  it's\r\n 12 ab", "naïve 中文 42"]
+  assert all(tok.decode(tok.encode(text)) == text for text in texts)
+  if pre == "smollm":  # transformers' GGUF loader drops the single-digit rule llama.cpp applies
+    return           # (llama.cpp names a pre-tokenizer by matching the HF tokenizer's output)
+  theirs = transformers.AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=path.name)
+  for text in texts:
+    assert tok.encode(text) == theirs.encode(text, add_special_tokens=False), (pre, text)

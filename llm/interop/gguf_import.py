@@ -3,17 +3,21 @@ our parameters, the vocabulary -> a tokenizer (`gguf_tokenizer.py`).
 
   config, params, tokenizer = load_gguf("SmolLM2-135M-Instruct.Q4_1.gguf")
 
-Architectures: llama (Llama, Mistral and SmolLM2 files), qwen2, and llama-style mixtures of
-experts (Mixtral). Tensor types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0 and the K-quants
+Architectures: llama (Llama 1-3, Mistral and SmolLM2 files; Llama 3.1+ RoPE scaling from its
+`rope_freqs` tensor), qwen2, and llama-style mixtures of experts (Mixtral). Tensor types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0 and the K-quants
 Q4_K, Q5_K and Q6_K (so Q4_K_M / Q5_K_M files), dequantized by the `gguf` package. llama.cpp stores llama query and key weights with their rows interleaved for
 its rotary layout; they are put back into the half-split layout ours and HF's use.
 """
 
+import math
+
+import ml_collections
 import numpy as np
 
 from llm.config import default_config
 from llm.interop.hf_config import model_config_from_hf
 from llm.interop.hf_weights import params_from_hf
+from llm.model.rope import inverse_frequencies
 
 # Each checked against a block decoder written independently in tests/interop/gguf_files.py.
 SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q4_K", "Q5_K", "Q6_K")
@@ -74,6 +78,40 @@ def hf_config_from_gguf(meta: dict, vocab_size: int, tied: bool) -> dict:
   return hf
 
 
+def llama3_scaling(rope_factors: np.ndarray, theta: float, head_dim: int) -> dict:
+  """The HF `rope_scaling` of Llama 3.1+, recovered from the per-frequency factors llama.cpp
+  stores as `rope_freqs.weight` (it divides each frequency by its factor).
+
+  The factors are 1 above a wavelength band, `factor` below it, and 1 / ((1 - s) / factor + s)
+  inside it, where s is linear in 1 / wavelength. Only the band's two wavelengths matter, so
+  they are fitted from the in-band factors with original_max_position_embeddings fixed at 8192;
+  the result must reproduce every stored factor."""
+  factors = np.asarray(rope_factors, np.float64)
+  wavelen = 2 * math.pi * theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+  factor = float(factors.max())
+  inside = (factors > 1 + 1e-6) & (factors < factor * (1 - 1e-6))
+  if factor <= 1 + 1e-6 or inside.sum() < 2 or len(factors) != head_dim // 2:
+    raise ValueError(f"rope_freqs.weight ({len(factors)} factors, max {factor:.4g}) is not a "
+                     "Llama 3 wavelength band with at least two in-band frequencies; this "
+                     "RoPE scaling is not supported")
+  smooth = (1 / factors[inside] - 1 / factor) / (1 - 1 / factor)
+  slope, intercept = np.polyfit(1 / wavelen[inside], smooth, 1)  # s = slope / w + intercept
+  original = 8192.0
+  scaling = {"rope_type": "llama3", "factor": factor,
+             "low_freq_factor": float(-intercept * original / slope),  # s = 0
+             "high_freq_factor": float((1 - intercept) * original / slope),  # s = 1
+             "original_max_position_embeddings": int(original)}
+  rope = ml_collections.ConfigDict(dict(
+      theta=theta, scaling="llama3", factor=factor, original_max_seq_len=original,
+      low_freq_factor=scaling["low_freq_factor"], high_freq_factor=scaling["high_freq_factor"]))
+  fitted = (1.0 / theta ** (np.arange(0, head_dim, 2) / head_dim)) / inverse_frequencies(
+      head_dim, rope)[0]
+  if not np.allclose(fitted, factors, rtol=1e-4, atol=0):
+    raise ValueError("rope_freqs.weight does not follow Llama 3's wavelength band (largest "
+                     f"mismatch {np.abs(fitted / factors - 1).max():.2e}); not supported")
+  return scaling
+
+
 def dequantize(tensor) -> np.ndarray:
   """A GGUF tensor as float32 in numpy order (GGUF lists dimensions fastest first)."""
   import gguf
@@ -96,6 +134,8 @@ def _hf_tensors(reader, hf: dict) -> dict:
   out = {}
   for tensor in reader.tensors:
     name = tensor.name
+    if name == "rope_freqs.weight":  # read by load_gguf into the RoPE config
+      continue
     if name in _GLOBAL_NAMES:
       out[_GLOBAL_NAMES[name]] = dequantize(tensor)
       continue
@@ -127,6 +167,9 @@ def load_gguf(path: str, scan_layers: bool = True):
   hf = hf_config_from_gguf(meta, tokenizer.vocab_size, tied="output.weight" not in names)
   if hf["model_type"] == "qwen2":
     hf["attention_bias"] = "blk.0.attn_q.bias" in names
+  if "rope_freqs.weight" in names:
+    factors = dequantize(next(t for t in reader.tensors if t.name == "rope_freqs.weight"))
+    hf["rope_scaling"] = llama3_scaling(factors.reshape(-1), hf["rope_theta"], hf["head_dim"])
   config = default_config()
   config.model = model_config_from_hf(hf)
   config.model.scan_layers = scan_layers

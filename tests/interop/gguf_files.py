@@ -55,10 +55,10 @@ def layer_weights(sd: dict, i: int, cfg) -> dict:
   return w
 
 
-def write_gguf(path, model, tokens, types, tensor_types: dict) -> None:
+def write_gguf(path, model, tokens, types, tensor_types: dict, extra: dict | None = None) -> None:
   """A llama-architecture GGUF file (dense, or Mixtral with expert_count), metadata and
   tensors as convert_hf_to_gguf writes them; `tensor_types` maps layer tensor names to a
-  quantization type (F32 otherwise)."""
+  quantization type (F32 otherwise); `extra` adds float32 tensors by name."""
   import gguf
   cfg = model.config
   head_dim = cfg.hidden_size // cfg.num_attention_heads
@@ -97,6 +97,8 @@ def write_gguf(path, model, tokens, types, tensor_types: dict) -> None:
   add("token_embd.weight", sd["model.embed_tokens.weight"])
   add("output_norm.weight", sd["model.norm.weight"])
   add("output.weight", sd["lm_head.weight"])
+  for name, value in (extra or {}).items():
+    add(name, value)
   for i in range(cfg.num_hidden_layers):
     for name, value in layer_weights(sd, i, cfg).items():
       add(f"blk.{i}.{name}.weight", value, tensor_types.get(name, "F32"))

@@ -246,3 +246,60 @@ def test_pre_tokenizers_split_text_like_the_model_they_name(tmp_path, pre, expec
   theirs = transformers.AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=path.name)
   for text in texts:
     assert tok.encode(text) == theirs.encode(text, add_special_tokens=False), (pre, text)
+
+
+# --- 6. Llama 3.1 RoPE scaling, stored as per-frequency factors ---------------------------
+
+def llama_cpp_rope_factors(theta, head_dim, factor, low, high, original) -> np.ndarray:
+  """What convert_hf_to_gguf writes as rope_freqs.weight for a llama3 rope_scaling."""
+  out = []
+  for i in range(0, head_dim, 2):
+    wavelen = 2 * np.pi * theta ** (i / head_dim)
+    if wavelen < original / high:
+      out.append(1.0)
+    elif wavelen > original / low:
+      out.append(factor)
+    else:
+      smooth = (original / wavelen - low) / (high - low)
+      out.append(1 / ((1 - smooth) / factor + smooth))
+  return np.asarray(out, np.float32)
+
+
+def test_a_llama3_rope_gguf_matches_the_torch_model(tmp_path, monkeypatch):
+  tokens_list, types = vocabulary()
+  rope = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+          "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+  config = transformers.LlamaConfig(
+      vocab_size=len(tokens_list), hidden_size=128, intermediate_size=96, num_hidden_layers=2,
+      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+      rms_norm_eps=1e-5, initializer_range=0.15, rope_parameters=rope)
+  torch.manual_seed(0)
+  model = transformers.LlamaForCausalLM(config).float().eval()
+  factors = llama_cpp_rope_factors(500000.0, 64, 8.0, 1.0, 4.0, 64)
+  assert ((factors > 1.001) & (factors < 7.99)).sum() >= 2  # several frequencies in the band
+  write_gguf(tmp_path / "llama3.gguf", model, tokens_list, types, {},
+             extra={"rope_freqs.weight": factors})
+  loaded, params, _ = load_gguf(str(tmp_path / "llama3.gguf"))
+  assert loaded.model.rope.scaling == "llama3" and loaded.model.rope.factor == 8.0
+  tokens = np.random.default_rng(3).integers(0, len(tokens_list), size=(2, 200))
+  ours, theirs = our_logits(loaded.model, params, tokens), hf_logits(model, tokens)
+  # 200 positions: float32 rotation angles differ in the last bits (~1e-4 at most here)
+  np.testing.assert_allclose(ours, theirs, atol=5e-4, rtol=0)
+  # Without the factors the long positions go wrong: the test can tell.
+  monkeypatch.setattr(gguf_import, "llama3_scaling", lambda *a: {"rope_type": "default"})
+  plain, plain_params, _ = load_gguf(str(tmp_path / "llama3.gguf"))
+  unscaled = np.abs(our_logits(plain.model, plain_params, tokens) - theirs).max()
+  print(f"\nGGUF llama3 RoPE: max|ours - torch| {np.abs(ours - theirs).max():.2e}; "
+        f"ignoring rope_freqs {unscaled:.2e}")
+  assert unscaled > 1e-2
+
+
+def test_llama3_scaling_is_recovered_from_llama_3_1_factors_or_refused():
+  factors = llama_cpp_rope_factors(500000.0, 128, 8.0, 1.0, 4.0, 8192)  # Llama 3.1 8B
+  got = gguf_import.llama3_scaling(factors, 500000.0, 128)
+  assert got["factor"] == 8.0 and got["original_max_position_embeddings"] == 8192
+  assert abs(got["low_freq_factor"] - 1.0) < 1e-4 and abs(got["high_freq_factor"] - 4.0) < 1e-4
+  with pytest.raises(ValueError, match="not supported"):
+    gguf_import.llama3_scaling(np.linspace(1.0, 8.0, 64), 500000.0, 128)  # not a band
+  with pytest.raises(ValueError, match="not supported"):
+    gguf_import.llama3_scaling(np.ones(64), 500000.0, 128)

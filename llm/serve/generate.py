@@ -72,6 +72,7 @@ def complete_many(graphdef, params, prompts: list[list[int]], new_tokens: int, *
   if not prompts:
     return []
   rng = jax.random.key(0) if rng is None else rng
+  batch_size = min(batch_size, len(prompts))
   order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
   out = [None] * len(prompts)
   for at in range(0, len(order), batch_size):

@@ -22,6 +22,7 @@ from llm.align.stages import STAGES, run_alignment, stage_configs
 from llm.config import CONFIGS_DIR
 from llm.data.prepare import prepare_lm_data
 from llm.data.pipeline import curate
+from llm.eval.bits_per_byte import bits_per_byte, heldout_texts
 from llm.eval.perplexity import model_perplexity, unigram_perplexity
 from llm.runtime import configure_logging, validated
 from llm.serve.generate import complete, generate
@@ -117,6 +118,10 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_conf
       model_perplexity(model, heldout_rows, config.train.batch_size),
       unigram_perplexity=unigram_perplexity(train_rows.to_arrays(), heldout_rows,
                                             config.model.vocab_size))
+  # Bits per byte compare across tokenizers: the same text as `llm.eval.run`'s bpb task.
+  report["heldout"]["bits_per_byte_shakespeare"] = bits_per_byte(
+      model, tokenizer, heldout_texts("shakespeare", 200_000),
+      window=config.model.max_seq_len)["bits_per_byte"]
 
   logging.info("[4/5] sampling")
   samples = []
@@ -190,7 +195,8 @@ def main(argv):
                _ALIGN_CONVERSATIONS.value, _CHAT_PROMPT.value, tuple(_ALIGN_CONFIGS.value))
   h = report["heldout"]
   print(f"\nheld-out perplexity {h['perplexity']:.1f} over {h['tokens']} tokens "
-        f"(unigram baseline {h['unigram_perplexity']:.1f})")
+        f"(unigram baseline {h['unigram_perplexity']:.1f}); "
+        f"{h['bits_per_byte_shakespeare']:.3f} bits per byte on held-out Shakespeare")
   for s in report["samples"]:
     print(f"\n--- prompt: {s['prompt']!r}\n{s['prompt']}{s['completion']}")
   if "alignment" in report:

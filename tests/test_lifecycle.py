@@ -31,6 +31,7 @@ def test_lifecycle_trains_evaluates_and_samples(tmp_path):
   assert report["pretrain"]["final_loss"] < report["pretrain"]["first_loss"] - 1.0
   heldout = report["heldout"]
   assert heldout["perplexity"] < heldout["unigram_perplexity"]
+  assert 0.0 < heldout["bits_per_byte_shakespeare"] < 8.0
   assert len(report["samples"]) == 2 and all(s["completion"] for s in report["samples"])
   assert "held-out perplexity" in result.stdout
   assert (tmp_path / "pretrain" / "checkpoints" / "150").is_dir()

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from llm.data.sources import is_heldout, load_documents
+
 
 def bits_per_byte(logits_fn, tokenizer, texts: list[str], window: int = 256,
                   bos_id: int | None = None) -> dict:
@@ -38,3 +40,13 @@ def bits_per_byte(logits_fn, tokenizer, texts: list[str], window: int = 256,
       total += float(nll(inputs, targets, mask))
   return {"bits_per_byte": total / math.log(2) / max(size, 1),
           "nats_per_token": total / max(tokens, 1), "tokens": tokens, "bytes": size}
+
+
+def heldout_texts(source: str, chars: int) -> list[str]:
+  """Documents of a packaged source in its stable 2% held-out split, up to `chars`."""
+  texts, total = [], 0
+  for doc in load_documents(source, 20 * chars):
+    if is_heldout(doc["id"], 0.02) and total < chars:
+      texts.append(doc["text"][:chars - total])
+      total += len(texts[-1])
+  return texts

@@ -17,8 +17,7 @@ import time
 
 from absl import app, flags
 
-from llm.data.sources import is_heldout, load_documents
-from llm.eval.bits_per_byte import bits_per_byte
+from llm.eval.bits_per_byte import bits_per_byte, heldout_texts
 from llm.eval.fim import fim_cases, fim_exact_match, fim_prompt
 from llm.eval.gsm8k import gsm8k_exact_match, gsm8k_problems
 from llm.eval.humaneval import STOPS, humaneval_pass_at_1, humaneval_problems
@@ -39,16 +38,6 @@ GSM8K_INSTRUCTION = ("Solve this maths problem step by step, then give the final
                      "its own line as '#### <number>'.\n\n")
 HUMANEVAL_INSTRUCTION = "Complete this Python function. Reply with the whole function in a " \
     "Python code block.\n```python\n"
-
-
-def heldout_texts(source: str, chars: int) -> list[str]:
-  """Documents of a packaged source in its stable 2% held-out split, up to `chars`."""
-  texts, total = [], 0
-  for doc in load_documents(source, 20 * chars):
-    if is_heldout(doc["id"], 0.02) and total < chars:
-      texts.append(doc["text"][:chars - total])
-      total += len(texts[-1])
-  return texts
 
 
 def run_task(model: Evaluated, task: str, limit: int, new_tokens: int, bpb_chars: int) -> dict:

@@ -21,7 +21,7 @@ from llm.model.rope import inverse_frequencies
 
 # Each checked against a block decoder written independently in tests/interop/gguf_files.py.
 SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q4_K", "Q5_K", "Q6_K")
-_LAYER_NAMES = {"attn_norm.weight": "input_layernorm.weight",
+LAYER_NAMES = {"attn_norm.weight": "input_layernorm.weight",
                 "ffn_norm.weight": "post_attention_layernorm.weight",
                 "attn_q.weight": "self_attn.q_proj.weight",
                 "attn_k.weight": "self_attn.k_proj.weight",
@@ -32,9 +32,9 @@ _LAYER_NAMES = {"attn_norm.weight": "input_layernorm.weight",
                 "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
                 "ffn_down.weight": "mlp.down_proj.weight",
                 "ffn_gate_inp.weight": "block_sparse_moe.gate.weight"}
-_EXPERT_NAMES = {"ffn_gate_exps.weight": "w1", "ffn_down_exps.weight": "w2",
+EXPERT_NAMES = {"ffn_gate_exps.weight": "w1", "ffn_down_exps.weight": "w2",
                  "ffn_up_exps.weight": "w3"}
-_GLOBAL_NAMES = {"token_embd.weight": "model.embed_tokens.weight",
+GLOBAL_NAMES = {"token_embd.weight": "model.embed_tokens.weight",
                  "output_norm.weight": "model.norm.weight", "output.weight": "lm_head.weight"}
 
 
@@ -136,23 +136,23 @@ def _hf_tensors(reader, hf: dict) -> dict:
     name = tensor.name
     if name == "rope_freqs.weight":  # read by load_gguf into the RoPE config
       continue
-    if name in _GLOBAL_NAMES:
-      out[_GLOBAL_NAMES[name]] = dequantize(tensor)
+    if name in GLOBAL_NAMES:
+      out[GLOBAL_NAMES[name]] = dequantize(tensor)
       continue
     _, layer, rest = name.split(".", 2)
     prefix = f"model.layers.{layer}."
-    if rest in _EXPERT_NAMES:
+    if rest in EXPERT_NAMES:
       experts = dequantize(tensor)
       for j, w in enumerate(experts):
-        out[f"{prefix}block_sparse_moe.experts.{j}.{_EXPERT_NAMES[rest]}.weight"] = w
+        out[f"{prefix}block_sparse_moe.experts.{j}.{EXPERT_NAMES[rest]}.weight"] = w
       continue
-    if rest not in _LAYER_NAMES:
+    if rest not in LAYER_NAMES:
       raise ValueError(f"GGUF tensor {name} has no counterpart in our model")
     w = dequantize(tensor)
     if hf["model_type"] != "qwen2" and rest in ("attn_q.weight", "attn_k.weight"):
       w = _unpermute(w, hf["num_attention_heads"] if rest == "attn_q.weight"
                      else hf["num_key_value_heads"])
-    out[prefix + _LAYER_NAMES[rest]] = w
+    out[prefix + LAYER_NAMES[rest]] = w
   return out
 
 

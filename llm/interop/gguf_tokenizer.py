@@ -15,6 +15,7 @@ ones (type 4) are matched in text, as in the original tokenizers.
 from llm.tokenizer.hf_tokenizer import HFTokenizer
 
 CONTROL, USER_DEFINED, BYTE = 3, 4, 6
+SENTENCEPIECE_KEY = "llm.sentencepiece_model"  # written by gguf_export.save_gguf
 # llama.cpp pre-tokenizer names (`tokenizer.ggml.pre`) -> how text is split before the merges:
 # the GPT-2 rules, optionally after splitting off single digits, or a model's own split regex.
 _GPT2_RULES = {"default": False, "gpt2": False, "smollm": True, "starcoder": True,
@@ -87,6 +88,13 @@ def sentencepiece_from_gguf(reader):
   from llm.tokenizer.sentencepiece_tokenizer import SentencePieceTokenizer
   tokens = _field(reader, "tokenizer.ggml.tokens")
   scores = _field(reader, "tokenizer.ggml.scores", [0.0] * len(tokens))
+  ids = {role: _field(reader, f"tokenizer.ggml.{role}_token_id")
+         for role in ("unknown", "bos", "eos", "padding")}
+  whole = _field(reader, SENTENCEPIECE_KEY)  # our own exports carry the exact model
+  if whole is not None:
+    return SentencePieceTokenizer.from_model_proto(
+        bytes(whole), f"{reader.data.filename}#tokenizer", unk_id=int(ids["unknown"]),
+        bos_id=int(ids["bos"]), eos_id=int(ids["eos"]), pad_id=int(ids["padding"]))
   types = _field(reader, "tokenizer.ggml.token_type", [1] * len(tokens))
   proto = sp_model.ModelProto()
   proto.trainer_spec.model_type = sp_model.TrainerSpec.BPE
@@ -98,8 +106,6 @@ def sentencepiece_from_gguf(reader):
   proto.normalizer_spec.escape_whitespaces = True
   for token, score, kind in zip(tokens, scores, types):
     proto.pieces.add(piece=token, score=float(score), type=int(kind))
-  ids = {role: _field(reader, f"tokenizer.ggml.{role}_token_id")
-         for role in ("unknown", "bos", "eos", "padding")}
   unk = ids["unknown"] if ids["unknown"] is not None else list(types).index(2)
   for role, piece in (("bos", "bos_piece"), ("eos", "eos_piece"), ("unknown", "unk_piece")):
     if ids[role] is not None:  # SentencePiece looks its bos/eos ids up by these names

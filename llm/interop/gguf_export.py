@@ -1,0 +1,148 @@
+"""Our models out as GGUF files for llama.cpp (and ollama, LM Studio, transformers):
+
+  save_gguf("model.gguf", config.model, params, tokenizer, tensor_type="Q8_0")
+
+The llama architecture (dense, or Mixtral-style experts), tensors as llama.cpp's converter
+writes them (query/key rows interleaved for its rotary layout, experts stacked), the RoPE
+scaling (linear, yarn, or llama3 as per-frequency `rope_freqs` factors), and our SentencePiece
+tokenizer as a `llama` vocabulary: pieces, scores and piece types, plus the whole SentencePiece
+model under `llm.sentencepiece_model`, which our importer prefers, so our own round trip is
+exact. (llama.cpp's tokenizer does not know SentencePiece's whitespace-only pieces or digit
+splitting, so its ids can differ from ours on runs of spaces.) Matrices are written as F32,
+F16 or Q8_0; norms and the RoPE factors stay F32. The file is written to a temporary name and
+renamed, so a failed export leaves no partial file.
+"""
+
+import os
+
+import numpy as np
+
+from llm.interop.gguf_import import EXPERT_NAMES, GLOBAL_NAMES, LAYER_NAMES
+from llm.interop.gguf_tokenizer import SENTENCEPIECE_KEY
+from llm.interop.hf_config import hf_config_from_model
+from llm.interop.hf_weights import hf_from_params
+from llm.model.rope import inverse_frequencies
+
+TENSOR_TYPES = ("F32", "F16", "Q8_0")
+
+
+def llama_cpp_permute(w: np.ndarray, heads: int) -> np.ndarray:
+  """llama.cpp's row order for rotary query/key projections (its importer undoes it)."""
+  return (w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:])
+          .swapaxes(1, 2).reshape(w.shape))
+
+
+def gguf_tensors(model_config, params: dict) -> dict:
+  """GGUF tensor name -> float32 array (HF [out, in] layout, llama.cpp row order)."""
+  m = model_config
+  if m.get("qkv_bias", False):
+    raise ValueError("models with q/k/v biases (Qwen2) do not export to GGUF yet; export to "
+                     "HF safetensors with save_hf_checkpoint instead")
+  hf = hf_from_params(params, m)
+  to_gguf = {v: k for k, v in GLOBAL_NAMES.items()}
+  layer_names = {v: k for k, v in LAYER_NAMES.items()}
+  out, experts = {}, {}
+  for name, w in hf.items():
+    if name in to_gguf:
+      out[to_gguf[name]] = w
+      continue
+    _, _, layer, rest = name.split(".", 3)
+    if rest.startswith("block_sparse_moe.experts."):
+      j, kind = rest.split(".")[2:4]
+      experts.setdefault((layer, kind), {})[int(j)] = w
+      continue
+    if rest.endswith(("q_proj.weight", "k_proj.weight")):
+      w = llama_cpp_permute(w, m.num_heads if "q_proj" in rest else m.num_kv_heads)
+    out[f"blk.{layer}.{layer_names[rest]}"] = w
+  gguf_expert = {v: k for k, v in EXPERT_NAMES.items()}
+  for (layer, kind), by_index in experts.items():
+    out[f"blk.{layer}.{gguf_expert[kind]}"] = np.stack([by_index[j] for j in sorted(by_index)])
+  if m.rope.scaling == "llama3":
+    plain = 1.0 / m.rope.theta ** (np.arange(0, m.head_dim, 2) / m.head_dim)
+    out["rope_freqs.weight"] = plain / inverse_frequencies(m.head_dim, m.rope)[0]
+  return {k: np.asarray(v, np.float32) for k, v in out.items()}
+
+
+def save_gguf(path: str, model_config, params: dict, tokenizer=None, *,
+              tensor_type: str = "F32", name: str = "llm") -> str:
+  """Writes `path` (a llama-architecture GGUF file); returns it."""
+  import gguf
+  if tensor_type not in TENSOR_TYPES:
+    raise ValueError(f"tensor_type {tensor_type!r}: choose one of {TENSOR_TYPES}")
+  m = model_config
+  hf = hf_config_from_model(m)  # also refuses what no Llama/Mixtral checkpoint can hold
+  if m.rope.scaling == "ntk":
+    raise ValueError("llama.cpp has no NTK-aware RoPE scaling; use linear, yarn or llama3")
+  tensors = gguf_tensors(m, params)
+  tmp = f"{path}.tmp"
+  writer = gguf.GGUFWriter(tmp, "llama")
+  _write_metadata(writer, gguf, m, hf, name, tensor_type)
+  if tokenizer is not None:
+    _write_sentencepiece(writer, tokenizer)
+  for tensor_name, w in tensors.items():
+    kind = _storage_type(w, tensor_type)
+    if kind == "F32":
+      writer.add_tensor(tensor_name, w)
+    elif kind == "F16":
+      writer.add_tensor(tensor_name, w.astype(np.float16))
+    else:
+      qtype = gguf.GGMLQuantizationType.Q8_0
+      writer.add_tensor(tensor_name, gguf.quants.quantize(w, qtype), raw_dtype=qtype)
+  writer.write_header_to_file()
+  writer.write_kv_data_to_file()
+  writer.write_tensors_to_file()
+  writer.close()
+  os.replace(tmp, path)
+  return path
+
+
+def _storage_type(w: np.ndarray, tensor_type: str) -> str:
+  """Matrices in the chosen type (Q8_0 needs rows of whole 32-value blocks, else F16); norms
+  and the RoPE factors in F32."""
+  if w.ndim < 2 or tensor_type == "F32":
+    return "F32"
+  return "F16" if tensor_type == "Q8_0" and w.shape[-1] % 32 else tensor_type
+
+
+def _write_metadata(writer, gguf, m, hf: dict, name: str, tensor_type: str) -> None:
+  writer.add_name(name)
+  writer.add_block_count(m.num_layers)
+  writer.add_context_length(m.max_seq_len)
+  writer.add_embedding_length(m.d_model)
+  writer.add_feed_forward_length(hf["intermediate_size"])
+  writer.add_head_count(m.num_heads)
+  writer.add_head_count_kv(m.num_kv_heads)
+  writer.add_key_length(m.head_dim)
+  writer.add_value_length(m.head_dim)
+  writer.add_rope_dimension_count(m.head_dim)
+  writer.add_rope_freq_base(m.rope.theta)
+  writer.add_layer_norm_rms_eps(m.norm_eps)
+  if m.rope.scaling in ("linear", "yarn"):
+    writer.add_rope_scaling_type(gguf.RopeScalingType[m.rope.scaling.upper()])
+    writer.add_rope_scaling_factor(m.rope.factor)
+    writer.add_rope_scaling_orig_ctx_len(m.rope.original_max_seq_len)
+  if m.moe.num_experts:
+    writer.add_expert_count(m.moe.num_experts)
+    writer.add_expert_used_count(m.moe.top_k)
+  writer.add_file_type({"F32": gguf.LlamaFileType.ALL_F32, "F16": gguf.LlamaFileType.MOSTLY_F16,
+                        "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[tensor_type])
+
+
+def _write_sentencepiece(writer, tokenizer) -> None:
+  from sentencepiece import sentencepiece_model_pb2 as sp_model
+  processor = getattr(tokenizer, "_sp", None)
+  if processor is None:
+    raise ValueError("only SentencePiece tokenizers export to GGUF; for a tokenizer.json, "
+                     "pass tokenizer=None and ship the tokenizer.json beside the file")
+  serialized = processor.serialized_model_proto()
+  proto = sp_model.ModelProto.FromString(serialized)
+  writer.add_tokenizer_model("llama")
+  writer.add_token_list([p.piece for p in proto.pieces])
+  writer.add_token_scores([p.score for p in proto.pieces])
+  writer.add_token_types([int(p.type) for p in proto.pieces])
+  writer.add_unk_token_id(tokenizer.unk_id)
+  writer.add_bos_token_id(tokenizer.bos_id)
+  writer.add_eos_token_id(tokenizer.eos_id)
+  writer.add_pad_token_id(tokenizer.pad_id)
+  writer.add_add_space_prefix(bool(proto.normalizer_spec.add_dummy_prefix))
+  writer.add_array(SENTENCEPIECE_KEY, list(serialized))

@@ -99,18 +99,26 @@ def _hf(path: str):
 
 
 def _run(workdir: str, tokenizer_path: str = ""):
+  model, params, tokenizer, task = load_run(workdir, tokenizer_path)
+  return model, params, tokenizer, None if task == "lm" else OUR_CHATML
+
+
+def load_run(workdir: str, tokenizer_path: str = ""):
+  """(model config, parameters, tokenizer, train.task) of a language-model training run."""
   from llm.align.standalone import load_trained_params, policy_params
   from llm.tokenizer import load_tokenizer
-  with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+  config_path = os.path.join(workdir, "config.json")
+  if not os.path.exists(config_path):
+    raise FileNotFoundError(f"{workdir} holds no training run (no config.json)")
+  with open(config_path, encoding="utf-8") as f:
     saved = json.load(f)
   task = saved["train"].get("task")
   if task == "reward":
-    raise ValueError(f"{workdir} is a reward model, not a language model; evaluate the "
-                     "policy it scores instead")
+    raise ValueError(f"{workdir} is a reward model, not a language model; evaluate or export "
+                     "the policy it scores instead")
   path = tokenizer_path or saved["data"].get("tokenizer_path") or run_tokenizer(workdir)
   model = ml_collections.ConfigDict(saved["model"])
-  params = policy_params(load_trained_params(workdir))
-  return model, params, load_tokenizer(path), None if task == "lm" else OUR_CHATML
+  return model, policy_params(load_trained_params(workdir)), load_tokenizer(path), task
 
 
 def run_tokenizer(workdir: str) -> str:

@@ -74,7 +74,20 @@ def save_gguf(path: str, model_config, params: dict, tokenizer=None, *,
   if m.rope.scaling == "ntk":
     raise ValueError("llama.cpp has no NTK-aware RoPE scaling; use linear, yarn or llama3")
   tensors = gguf_tensors(m, params)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = f"{path}.tmp"
+  try:
+    _write(gguf, tmp, m, hf, tensors, tokenizer, name, tensor_type)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  os.replace(tmp, path)
+  return path
+
+
+def _write(gguf, tmp: str, m, hf: dict, tensors: dict, tokenizer, name: str,
+           tensor_type: str) -> None:
   writer = gguf.GGUFWriter(tmp, "llama")
   _write_metadata(writer, gguf, m, hf, name, tensor_type)
   if tokenizer is not None:
@@ -92,8 +105,6 @@ def save_gguf(path: str, model_config, params: dict, tokenizer=None, *,
   writer.write_kv_data_to_file()
   writer.write_tensors_to_file()
   writer.close()
-  os.replace(tmp, path)
-  return path
 
 
 def _storage_type(w: np.ndarray, tensor_type: str) -> str:

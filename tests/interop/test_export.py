@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from llm.interop.export import export_run
+from llm.interop.run_export import export_run
 from llm.interop.gguf_import import load_gguf
 from llm.interop.hf_checkpoint import load_hf_checkpoint
 from llm.train.lm_task import LMTask

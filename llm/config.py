@@ -79,7 +79,7 @@ def default_config() -> ml_collections.ConfigDict:
   r.beta_slow = 1.0         # yarn
 
   c.data = d = ml_collections.ConfigDict()
-  d.source = "shakespeare"      # see llm/data/sources.py
+  d.source = "shakespeare"      # see llm/data/curation/sources.py
   d.max_chars = 2_000_000        # cap on raw text read, to bound tokenizer and packing time
   d.heldout_fraction = 0.02
   d.seq_len = 256

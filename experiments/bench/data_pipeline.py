@@ -33,9 +33,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from llm.config import load_experiment  # noqa: E402
-from llm.data.curation_config import default_curation_config  # noqa: E402
-from llm.data.pipeline import curate  # noqa: E402
-from llm.data.sources import load_documents  # noqa: E402
+from llm.data.curation.config import default_curation_config  # noqa: E402
+from llm.data.curation.curate import curate  # noqa: E402
+from llm.data.curation.sources import load_documents  # noqa: E402
 
 SOURCES = ("shakespeare", "peoples_daily", "chinese_reviews", "chatterbot", "chitchat",
            "python_stdlib", "sharegpt")

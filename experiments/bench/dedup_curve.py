@@ -1,7 +1,7 @@
 """Precision and recall of near-duplicate removal over a grid of Jaccard thresholds.
 
-Builds the corpus of tests/data/test_dedup.py (300 real Shakespeare documents plus 100 copies
-with 5-15% of their words edited), computes the LSH candidate pairs once per banding and
+Builds the corpus of tests/data/curation/test_dedup.py (300 real Shakespeare documents plus
+100 copies with 5-15% of their words edited), computes the LSH candidate pairs once per banding and
 verification mode, then confirms pairs at each threshold and scores the planted copies.
 
   python experiments/bench/dedup_curve.py --json /tmp/dedup_curve.json
@@ -22,10 +22,10 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from llm.data.dedup import (EDITED_COPIES, MinHashConfig, exact_jaccard,  # noqa: E402
-                            keepers_from_pairs, near_duplicate_candidates, near_duplicates,
-                            shingle_hashes)
-from tests.data.test_dedup import planted_corpus, score  # noqa: E402
+from llm.data.curation.dedup import (EDITED_COPIES, MinHashConfig, exact_jaccard,  # noqa: E402
+                                     keepers_from_pairs, near_duplicate_candidates,
+                                     near_duplicates, shingle_hashes)
+from tests.data.curation.test_dedup import planted_corpus, score  # noqa: E402
 
 
 def parse_args(argv=None):

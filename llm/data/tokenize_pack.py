@@ -16,8 +16,9 @@ import time
 
 import numpy as np
 
-from llm.data.executors import ordered_map
+from llm.data.curation.executors import ordered_map
 from llm.data.packing import ROW_KEYS, pack_documents
+from llm.io import write_json_atomic
 from llm.tokenizer import load_tokenizer
 from llm.tokenizer.chat import render_chat
 from llm.tokenizer.fim import fim_document
@@ -97,9 +98,7 @@ def tokenize_and_pack(texts: list, tokenizer_path: str, out_dir: str,
                   for m in ("none", "psm", "spm", "chat")},
       "workers": workers, "seconds": seconds,
       "tokens_per_second": sum(p["tokens"] for p in parts) / seconds}
-  with open(os.path.join(out_dir, MANIFEST + ".tmp"), "w", encoding="utf-8") as f:
-    json.dump(manifest, f, indent=2)
-  os.replace(os.path.join(out_dir, MANIFEST + ".tmp"), os.path.join(out_dir, MANIFEST))
+  write_json_atomic(os.path.join(out_dir, MANIFEST), manifest, indent=2)
   return manifest
 
 

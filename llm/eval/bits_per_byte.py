@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from llm.data.sources import is_heldout, load_documents
+from llm.data.curation.heldout import is_heldout
+from llm.data.curation.sources import load_documents
 
 
 def bits_per_byte(logits_fn, tokenizer, texts: list[str], window: int = 256,

@@ -4,7 +4,7 @@
 import json
 import re
 
-from llm.data.sources import package_dir
+from llm.packages import package_dir
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 

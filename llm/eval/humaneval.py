@@ -6,7 +6,7 @@ is used); the program runs against the problem's tests in the sandbox (`sandbox.
 import gzip
 import json
 
-from llm.data.sources import package_dir
+from llm.packages import package_dir
 from llm.eval.sandbox import run_program
 
 STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")

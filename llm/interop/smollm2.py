@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from llm.data.sources import package_dir
+from llm.packages import package_dir
 from llm.interop.chat_template import encode_chat
 from llm.interop.gguf_import import load_gguf
 from llm.model.factory import abstract_model

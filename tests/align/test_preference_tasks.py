@@ -9,7 +9,7 @@ import pytest
 from llm.align.preference_tasks import (DPOTask, RewardTask, preference_metrics,
                                         with_reference_logprobs)
 from llm.align.preferences import pair_rows, preference_pairs
-from llm.data.packaged import sharegpt_conversations
+from llm.data.curation.packaged import sharegpt_conversations
 from llm.train.loop import train
 from tests.conftest import micro_config
 

@@ -30,7 +30,7 @@ def test_resume_after_k_batches_gives_the_next_fifty():
 
 def test_resume_through_an_orbax_checkpoint_of_packed_rows(small_tokenizer, tmp_path):
   import ml_collections
-  from llm.data.sources import load_documents
+  from llm.data.curation.sources import load_documents
   from llm.data.tokenize_pack import PackSettings, PackedRows, tokenize_and_pack
   from llm.train.checkpoint import Checkpointer
   texts = [d["text"] for d in load_documents("shakespeare", 150_000)]

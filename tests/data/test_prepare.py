@@ -1,4 +1,5 @@
-"""Preparing pretraining data: FIM and chat-templated conversations mixed in by config."""
+"""Preparing pretraining data: cached per data config; FIM and chat-templated conversations
+mixed in by config."""
 
 import pytest
 
@@ -19,6 +20,21 @@ def test_fim_and_instruction_share_reach_the_packed_rows(tmp_path):
   assert 0.3 < (layouts["psm"] + layouts["spm"]) / documents < 0.7
 
 
+def test_prepared_data_refuses_a_changed_data_config(tmp_path):
+  config = micro_config()
+  config.data.max_chars, config.data.tokenizer_vocab_size = 60_000, 512
+  config.data.heldout_fraction = 0.2
+  tokenizer, train, heldout = prepare_lm_data(config.data, str(tmp_path))
+  train = train.to_arrays()
+  assert train["inputs"].shape[1] == 16 and int(train["inputs"].max()) < 512
+  assert (train["inputs"] == tokenizer.bos_id).any() and heldout["inputs"].shape[1] == 16
+  again = prepare_lm_data(config.data, str(tmp_path))[1].to_arrays()
+  assert (again["inputs"] == train["inputs"]).all()
+  config.data.seq_len = 8
+  with pytest.raises(ValueError, match="data.seq_len"):
+    prepare_lm_data(config.data, str(tmp_path))
+
+
 @pytest.mark.parametrize("field,value", [("fim_rate", 1.5), ("instruction_share", 1.0),
                                          ("tokenizer_type", "wordpiece")])
 def test_bad_data_settings_name_the_field(field, value):
@@ -30,7 +46,7 @@ def test_bad_data_settings_name_the_field(field, value):
 
 def test_replay_share_mixes_general_data_into_training():
   from llm.data.prepare import training_documents
-  from llm.data.stats import estimate_tokens
+  from llm.data.curation.stats import estimate_tokens
   config = micro_config()
   d = config.data
   d.source, d.max_chars, d.replay_source, d.replay_share = "chitchat", 300_000, "shakespeare", 0.05

@@ -6,7 +6,7 @@ import pytest
 
 from llm.data.loader import train_batches
 from llm.data.packing import pack_documents
-from llm.data.sources import load_documents
+from llm.data.curation.sources import load_documents
 from llm.data.tokenize_pack import PackSettings, PackedRows, tokenize_and_pack
 
 

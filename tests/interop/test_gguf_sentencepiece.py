@@ -8,7 +8,7 @@ import pytest
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as sp_model
 
-from llm.data.sources import load_documents
+from llm.data.curation.sources import load_documents
 from llm.interop.gguf_tokenizer import tokenizer_from_gguf
 
 gguf = pytest.importorskip("gguf")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from llm.data.sources import load_documents
+from llm.data.curation.sources import load_documents
 from llm.tokenizer.base import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
 from llm.tokenizer.fim import fim_document, restore_document
 

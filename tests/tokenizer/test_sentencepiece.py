@@ -6,7 +6,7 @@ import sysconfig
 
 import pytest
 
-from llm.data.sources import load_documents
+from llm.data.curation.sources import load_documents
 from llm.tokenizer import load_tokenizer, train_tokenizer
 from llm.tokenizer.base import CONTROL_TOKENS, IM_START
 

@@ -1,7 +1,7 @@
 """The vocabulary study: a bigger vocabulary packs more bytes into a token; byte fallback is
 set by the character coverage; the table lists every source and language."""
 
-from llm.data.sources import load_documents
+from llm.data.curation.sources import load_documents
 from llm.tokenizer.study import markdown, run_study
 
 

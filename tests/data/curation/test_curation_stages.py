@@ -6,18 +6,18 @@ import json
 import pytest
 from ml_collections import ConfigDict
 
-from llm.data.blocklist import blocklist_reason
-from llm.data.document import make_document
-from llm.data.langid import identify_language
-from llm.data.mixture import language_shares, sample_mixture
-from llm.data.normalize import normalize_document, normalize_text
-from llm.data.stats import CurationStats, estimate_tokens, write_report
+from llm.data.curation.blocklist import blocklist_reason
+from llm.data.curation.document import make_document
+from llm.data.curation.langid import identify_language
+from llm.data.curation.mixture import language_shares, sample_mixture
+from llm.data.curation.normalize import normalize_document, normalize_text
+from llm.data.curation.stats import CurationStats, estimate_tokens, write_report
 
 
 def test_repair_text_equals_ftfy_line_by_line_on_real_and_broken_text():
   import ftfy
-  from llm.data.normalize import _FTFY, repair_text
-  from llm.data.sources import load_documents
+  from llm.data.curation.normalize import _FTFY, repair_text
+  from llm.data.curation.sources import load_documents
   texts = [d["text"] for name in ("shakespeare", "peoples_daily", "chatterbot", "sharegpt")
            for d in load_documents(name, 60_000)]
   texts += ["caf\u00c3\u00a9 ok\nline two &amp; three", "x\u2028y\x85z\r\nw", "\ufeffBOM\x80\x9f",
@@ -31,7 +31,7 @@ def test_repair_text_equals_ftfy_line_by_line_on_real_and_broken_text():
 def test_mojibake_prefilter_never_hides_bad_text():
   import random
   import ftfy.badness
-  from llm.data.normalize import _MAYBE_MOJIBAKE
+  from llm.data.curation.normalize import _MAYBE_MOJIBAKE
   rng = random.Random(0)
   pool = "".join(map(chr, range(0x20, 0x3000)))  # Latin, Greek, Cyrillic, symbols, box, CJK
   samples = ["".join(rng.choice(pool) for _ in range(rng.randint(2, 6))) for _ in range(60000)]
@@ -129,7 +129,7 @@ def test_report_lists_reasons_sources_and_languages(tmp_path):
 
 
 def test_replay_makes_up_its_share_of_tokens():
-  from llm.data.mixture import add_replay
+  from llm.data.curation.mixture import add_replay
   new = [make_document(f"n{i}", "word " * 10, "domain") for i in range(60)]
   general = [make_document(f"g{i}", "word " * 10, "general") for i in range(10)]
   mixed = add_replay(new, general, share=0.25, seed=0)

@@ -11,7 +11,7 @@ exhausted. The same seed gives the same mixture.
 import collections
 import random
 
-from llm.data.stats import estimate_tokens
+from llm.data.curation.stats import estimate_tokens
 
 
 def language_shares(tokens_by_language: dict[str, int], temperature: float) -> dict[str, float]:

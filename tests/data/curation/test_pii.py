@@ -1,6 +1,6 @@
 """PII scrubbing: unit cases per type, and span-level recall/precision on a labelled corpus.
 
-Run `python -m tests.data.test_pii` for the per-type table on 2000 generated samples.
+Run `python -m tests.data.curation.test_pii` for the per-type table on 2000 generated samples.
 """
 
 import collections
@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from llm.data.document import make_document
-from llm.data.pii import PLACEHOLDERS, TYPES, find_pii, scrub_document, scrub_pii
-from tests.data.pii_corpus import generate
+from llm.data.curation.document import make_document
+from llm.data.curation.pii import PLACEHOLDERS, TYPES, find_pii, scrub_document, scrub_pii
+from tests.data.curation.pii_corpus import generate
 
 
 def _only(text):

@@ -6,11 +6,11 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llm.data.curate import process_document
-from llm.data.curation_config import default_curation_config
-from llm.data.document import make_document
-from llm.data.normalize import decode_bytes
-from llm.data.readers import read_jsonl
+from llm.data.curation.steps import process_document
+from llm.data.curation.config import default_curation_config
+from llm.data.curation.document import make_document
+from llm.data.curation.normalize import decode_bytes
+from llm.data.curation.readers import read_jsonl
 
 CONFIG = default_curation_config()
 KINDS = ["web", "book", "news", "dialog", "code"]

@@ -12,8 +12,8 @@ import pathlib
 from typing import Iterator
 from urllib.parse import urlparse
 
-from llm.data.document import make_document
-from llm.data.normalize import decode_bytes
+from llm.data.curation.document import make_document
+from llm.data.curation.normalize import decode_bytes
 
 
 def open_binary(path: str):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from llm.data.readers import read_jsonl, read_parquet, read_text_folder, read_warc
+from llm.data.curation.readers import read_jsonl, read_parquet, read_text_folder, read_warc
 
 ARTICLE = ("<article><h1>The river rose overnight</h1><p>The river rose by two metres overnight "
            "after three days of heavy rain across the valley, and the town council opened the "
@@ -81,7 +81,7 @@ def test_warc_yields_main_text_without_navigation(tmp_path):
 
 def test_tfds_reader_without_tensorflow_names_the_install(monkeypatch):
   import sys
-  from llm.data.readers import read_tfds
+  from llm.data.curation.readers import read_tfds
   monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # as if not installed
   with pytest.raises(ImportError, match="pip install tensorflow tensorflow-datasets"):
     list(read_tfds("imdb_reviews", "imdb", collections.Counter()))
@@ -92,7 +92,7 @@ def test_tfds_reader_turns_examples_into_documents(monkeypatch):
   ids, and counting examples without text."""
   import sys
   import types
-  from llm.data.readers import read_tfds
+  from llm.data.curation.readers import read_tfds
   calls = {}
 
   def load(name, split, download):

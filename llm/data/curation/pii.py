@@ -1,7 +1,7 @@
 """PII scrubbing: e-mail addresses, phone numbers, IPv4 and IPv6 addresses.
 
-A mapper stage (see `llm.data.document`). Each match is replaced whole by a typed placeholder,
-so no character of the original value survives, and the counts go to `meta["pii"]`.
+A mapper stage (see `llm.data.curation.document`). Each match is replaced whole by a typed
+placeholder, so no character of the original value survives, and the counts go to `meta["pii"]`.
 Candidates come from loose regular expressions and are kept only after validation: octet
 ranges for IPv4, `ipaddress` for IPv6, digit counts and national number shapes for phones.
 """

@@ -2,10 +2,11 @@
 
 import pytest
 
-from llm.data.filters import text_stats
-from llm.data.filters.gopher import (GopherQualityConfig, gopher_quality, gopher_quality_reasons,
-                                     gopher_repetition, gopher_repetition_reasons)
-from llm.data.sources import load_documents
+from llm.data.curation.filters import text_stats
+from llm.data.curation.filters.gopher import (GopherQualityConfig, gopher_quality,
+                                              gopher_quality_reasons, gopher_repetition,
+                                              gopher_repetition_reasons)
+from llm.data.curation.sources import load_documents
 
 # Clean prose that every Gopher, C4 and FineWeb rule keeps; the other filter tests reuse it.
 BASE = """\

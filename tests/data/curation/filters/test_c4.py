@@ -4,10 +4,10 @@ import dataclasses
 
 import pytest
 
-from llm.data.filters import text_stats
-from llm.data.filters.c4 import C4Config, c4_filter, c4_reasons, count_sentences, keep_line
-from llm.data.sources import load_documents
-from tests.data.filters.test_gopher import BASE, CHINESE
+from llm.data.curation.filters import text_stats
+from llm.data.curation.filters.c4 import C4Config, c4_filter, c4_reasons, count_sentences, keep_line
+from llm.data.curation.sources import load_documents
+from tests.data.curation.filters.test_gopher import BASE, CHINESE
 
 BASE_CLEANED = "\n".join(text_stats.split_lines(BASE))
 

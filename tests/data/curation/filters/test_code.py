@@ -2,7 +2,7 @@
 
 import pytest
 
-from llm.data.filters.code import CodeConfig, code_filter, code_reasons
+from llm.data.curation.filters.code import CodeConfig, code_filter, code_reasons
 
 SOURCE = '''\
 """Tide tables for the harbour."""

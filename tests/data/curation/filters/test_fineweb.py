@@ -2,10 +2,10 @@
 
 import pytest
 
-from llm.data.filters import text_stats
-from llm.data.filters.fineweb import FineWebConfig, fineweb_filter, fineweb_reasons
-from llm.data.sources import load_documents
-from tests.data.filters.test_gopher import BASE, CHINESE, LINES
+from llm.data.curation.filters import text_stats
+from llm.data.curation.filters.fineweb import FineWebConfig, fineweb_filter, fineweb_reasons
+from llm.data.curation.sources import load_documents
+from tests.data.curation.filters.test_gopher import BASE, CHINESE, LINES
 
 SHORT_LINES = ["Gulls circle.", "Nets dry.", "Bells ring twice.", "The tide turns.",
                "Smoke rises.", "A dog barks.", "Lamps glow."]

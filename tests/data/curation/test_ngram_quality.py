@@ -4,9 +4,9 @@ import random
 
 import pytest
 
-from llm.data.document import make_document
-from llm.data.ngram_quality import CharNgramModel, perplexity_cut
-from llm.data.sources import load_documents
+from llm.data.curation.document import make_document
+from llm.data.curation.ngram_quality import CharNgramModel, perplexity_cut
+from llm.data.curation.sources import load_documents
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import re
 import numpy as np
 import pytest
 
-from llm.data.dedup import (EDITED_COPIES, MinHashConfig, band_keys,
-                            bucket_records, document_fingerprint, exact_duplicates,
-                            minhash_signatures, near_duplicates, normalise_for_exact,
-                            pairs_from_codes, pairs_in_buckets, shingles, words)
-from llm.data.sources import load_documents
+from llm.data.curation.dedup import (EDITED_COPIES, MinHashConfig, band_keys,
+                                     bucket_records, document_fingerprint, exact_duplicates,
+                                     minhash_signatures, near_duplicates, normalise_for_exact,
+                                     pairs_from_codes, pairs_in_buckets, shingles, words)
+from llm.data.curation.sources import load_documents
 
 N_DOCS, N_PLANTED, EDIT_RANGE = 300, 100, (0.05, 0.15)
 

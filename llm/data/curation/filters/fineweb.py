@@ -9,7 +9,7 @@ of Chinese is a full sentence, not a menu item.
 
 import dataclasses
 
-from llm.data.filters import text_stats
+from llm.data.curation.filters import text_stats
 
 
 @dataclasses.dataclass(frozen=True)

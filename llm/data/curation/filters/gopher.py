@@ -8,7 +8,7 @@ skipped there. The stop-word rule uses English words and runs only for English (
 
 import dataclasses
 
-from llm.data.filters import text_stats
+from llm.data.curation.filters import text_stats
 
 BULLETS = ("-", "*", "\u2022", "\u2023", "\u2043", "\u25cf", "\u25aa", "\u25a0", "\u25e6",
            "\u25ba", "\u2013")  # - * • ‣ ⁃ ● ▪ ■ ◦ ► –

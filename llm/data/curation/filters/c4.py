@@ -12,7 +12,7 @@ CJK character counts as a word (see text_stats), a line needs at least three cha
 import dataclasses
 import re
 
-from llm.data.filters import text_stats
+from llm.data.curation.filters import text_stats
 
 # Deliberately tiny; pass a fuller list through C4Config.bad_words, or () to turn it off.
 DEFAULT_BAD_WORDS = ("fuck", "fucking", "motherfucker", "shit", "cunt")

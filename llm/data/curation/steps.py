@@ -5,10 +5,10 @@ document's kind -> PII scrubbing. Pure and picklable, so executors can run it an
 import dataclasses
 import types
 
-from llm.data.blocklist import blocklist_reason
-from llm.data.filters import c4, code, fineweb, gopher
-from llm.data.langid import language_filter
-from llm.data.normalize import normalize_document
+from llm.data.curation.blocklist import blocklist_reason
+from llm.data.curation.filters import c4, code, fineweb, gopher
+from llm.data.curation.langid import language_filter
+from llm.data.curation.normalize import normalize_document
 
 
 # Each rule: (text, lang) -> (possibly cleaned text, drop reason or None).
@@ -77,7 +77,7 @@ def process_document(doc: dict, config) -> tuple[dict, str | None, dict]:
       doc["text"] = text
     events = {}
     if settings.pii:
-      from llm.data.pii import scrub_document
+      from llm.data.curation.pii import scrub_document
       doc = scrub_document(doc)
       events = {f"pii:{k}": v for k, v in doc["meta"].get("pii", {}).items()}
     return doc, None, events

@@ -1,9 +1,10 @@
 """Curation statistics: what each stage kept and removed, per source and per language."""
 
 import collections
-import json
 import os
 import re
+
+from llm.io import write_json_atomic, write_text_atomic
 
 _CJK_OR_HANGUL = re.compile("[\u3000-\u9fff\uac00-\ud7af]")
 
@@ -48,7 +49,7 @@ class CurationStats:
 
 def write_report(stats: dict, out_dir: str) -> None:
   """stats.json and a readable report.md, each written atomically."""
-  _atomic_write(os.path.join(out_dir, "stats.json"), json.dumps(stats, indent=2, ensure_ascii=False))
+  write_json_atomic(os.path.join(out_dir, "stats.json"), stats, indent=2, ensure_ascii=False)
   lines = ["# Curation report", "", "## Documents read per source", ""]
   lines += [f"- {s}: {n}" for s, n in sorted(stats["read"].items())]
   lines += ["", "## Removed, by reason", "", "| reason | documents |", "|---|---|"]
@@ -67,10 +68,4 @@ def write_report(stats: dict, out_dir: str) -> None:
   if stats.get("seconds_by_stage"):
     lines += ["", "## Seconds by stage", ""]
     lines += [f"- {k}: {v:.1f}" for k, v in stats["seconds_by_stage"].items()]
-  _atomic_write(os.path.join(out_dir, "report.md"), "\n".join(lines) + "\n")
-
-
-def _atomic_write(path: str, text: str) -> None:
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(path + ".tmp", path)
+  write_text_atomic(os.path.join(out_dir, "report.md"), "\n".join(lines) + "\n")

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from llm.data.curation_config import default_curation_config
-from llm.data.pipeline import curate
-from tests.data.test_readers import write_warc
+from llm.data.curation.config import default_curation_config
+from llm.data.curation.curate import curate
+from tests.data.curation.test_readers import write_warc
 
 
 def _config(tmp_path, workers=1):
@@ -130,10 +130,10 @@ def test_unknown_quality_rule_fails_before_any_work(tmp_path):
 def test_pipeline_near_dedup_drops_what_near_duplicates_drops(tmp_path):
   import collections
   import dataclasses
-  from llm.data.readers import read_jsonl
-  from llm.data.curate import process_document
-  from llm.data.dedup import EDITED_COPIES, near_duplicates
-  from tests.data.test_dedup import planted_corpus
+  from llm.data.curation.readers import read_jsonl
+  from llm.data.curation.steps import process_document
+  from llm.data.curation.dedup import EDITED_COPIES, near_duplicates
+  from tests.data.curation.test_dedup import planted_corpus
   docs, planted = planted_corpus(n_docs=120, n_planted=40)
   (tmp_path / "planted.jsonl").write_text("\n".join(json.dumps(d) for d in docs))
   c = default_curation_config()

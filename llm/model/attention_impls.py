@@ -22,8 +22,7 @@ from jax.sharding import PartitionSpec as P
 
 from kernels.platform import backend_name
 from llm.config import ATTENTION_IMPLS as IMPLS  # noqa: F401  (re-exported)
-
-_BATCH_AXES = ("data", "fsdp", "expert")
+from llm.parallel.sharding import BATCH_AXES
 
 
 def resolve(impl: str, dtype) -> str:
@@ -44,7 +43,7 @@ def _kernel_axes(batch: int, heads: int, kv_heads: int):
   auto = {name: size for name, size, kind in zip(mesh.axis_names, mesh.axis_sizes,
                                                   mesh.axis_types)
           if kind != jax.sharding.AxisType.Manual and size > 1}
-  batch_axes = tuple(a for a in _BATCH_AXES if a in auto)
+  batch_axes = tuple(a for a in BATCH_AXES if a in auto)
   if batch_axes and batch % math.prod(auto[a] for a in batch_axes):
     batch_axes = ()
   tensor = auto.get("tensor", 1)

@@ -24,8 +24,7 @@ from jax.sharding import PartitionSpec as P
 from llm.model import moe_routing as routing_fns
 from llm.model.mlp import SwiGLU
 from llm.model.moe_routing import ExpertWeights
-
-_BATCH_AXES = ("data", "fsdp", "expert")
+from llm.parallel.sharding import BATCH_AXES
 
 
 def _expert_params(count, d_model, mlp_dim, init_std, out_std, rngs):
@@ -153,7 +152,7 @@ def _expert_mesh_axes(batch: int):
            if kind != jax.sharding.AxisType.Manual}
   if sizes.get("expert", 1) <= 1:
     return None
-  axes = tuple(a for a in _BATCH_AXES if sizes.get(a, 1) > 1)
+  axes = tuple(a for a in BATCH_AXES if sizes.get(a, 1) > 1)
   if batch % math.prod(sizes[a] for a in axes):
     raise ValueError(f"batch {batch} does not split over the data-parallel axes {axes}: "
                      "make train.batch_size a multiple of their product")

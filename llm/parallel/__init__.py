@@ -2,4 +2,4 @@
 axis rules that place parameters, optimizer state and batches on it."""
 
 from llm.parallel.mesh import MESH_AXES, make_mesh, mesh_shape
-from llm.parallel.sharding import batch_sharding, state_shardings
+from llm.parallel.sharding import BATCH_AXES, batch_sharding, state_shardings

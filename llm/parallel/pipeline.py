@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
+from llm.parallel.sharding import BATCH_AXES
+
 STAGE = "stage"
 
 
@@ -144,7 +146,7 @@ def constrain_activations(x):
   if mesh.empty:
     return x
   sizes = dict(mesh.shape)
-  axes = tuple(a for a in ("data", "fsdp", "expert") if sizes.get(a, 1) > 1)
+  axes = tuple(a for a in BATCH_AXES if sizes.get(a, 1) > 1)
   if not axes or x.shape[0] % math.prod(sizes[a] for a in axes):
     return x
   return jax.lax.with_sharding_constraint(x, P(axes, *([None] * (x.ndim - 1))))

@@ -9,9 +9,12 @@ a clear error, not a silent replication.
 import jax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+# the data-parallel mesh axes a batch is split over, in order
+BATCH_AXES = ("data", "fsdp", "expert")
+
 # logical name -> mesh axes (in order); absent or () means replicated.
 DEFAULT_RULES = {
-    "batch": ("data", "fsdp", "expert"),
+    "batch": BATCH_AXES,
     "embed": ("fsdp",),
     "vocab": ("tensor",),
     "mlp": ("tensor",),

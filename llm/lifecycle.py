@@ -25,7 +25,7 @@ from llm.data.curation.curate import curate
 from llm.eval.bits_per_byte import bits_per_byte, heldout_texts
 from llm.eval.perplexity import model_perplexity, unigram_perplexity
 from llm.runtime import configure_logging, validated
-from llm.serve.generate import complete, generate
+from llm.model.sampling import complete, generate
 from llm.tokenizer.base import IM_END
 from llm.tokenizer.chat import render_chat
 from llm.train.lm_task import LMTask

@@ -19,12 +19,12 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from llm.align import rl_losses
-from llm.model.factory import abstract_model
-from llm.serve.generate import generate
+from llm.model.sampling import generate
 from llm.train.flops import training_flops_per_token
+from llm.train.scalar_head import init_scalar_head, scalar_head
+from llm.train.task import ModelTask
 
 
 @dataclasses.dataclass
@@ -64,52 +64,49 @@ def _response_mask(responses, stop_id):
   return (before == 0).astype(jnp.float32)
 
 
-class PPOTask:
-  """trainable = {"model": policy, "value_head": {w, b}}; frozen = {"reference", "reward"}."""
+class PPOTask(ModelTask):
+  """trainable = {"model": policy, "value_head": {w, b}}; frozen = {"reference", "reward"}.
+  The policy, the reference and the reward model's backbone are placed on the mesh by the
+  decoder's logical axes (ModelTask.logical_axes)."""
+
+  name = "ppo"
 
   def __init__(self, config, settings: PPOSettings, prompts: np.ndarray, policy: dict,
                reward_model: dict | None, stop_id: int, reward_fn=None):
     """prompts [n, P] token ids (equal length); policy: the SFT parameters (also the
     reference); reward_model: {"model", "head"} of a RewardTask, or reward_fn(tokens,
     response_mask) -> scores, a jittable rule (exact-match answers, format checks)."""
+    super().__init__(config, init_params=policy)
     self.reward_fn = reward_fn
-    self.config, self.s, self.prompts, self.stop_id = config, settings, prompts, stop_id
-    self.graphdef = nnx.split(abstract_model(config.model), nnx.Param)[0]
+    self.settings, self.prompts, self.stop_id = settings, prompts, stop_id
     self.policy, self.reward_model = policy, reward_model
     self.params = None  # the loop's latest trainable parameters (observe)
     self.kl_coef = settings.kl_coef
     self.history = []  # per rollout: mean score, KL, kl_coef
-    self._score = jax.jit(self._scores)
     self._stats = jax.jit(self._rollout_stats)
 
-  name = "ppo"
+  def frozen(self) -> dict:
+    return {"reference": self.policy, "reward": self.reward_model or {}}
 
   def init(self, rng):
-    del rng
-    d = self.config.model.d_model
-    trainable = {"model": jax.tree.map(lambda x: jnp.array(x, copy=True), self.policy),
-                 "value_head": {"w": jnp.zeros((d,)), "b": jnp.zeros(())}}
+    trainable = {"model": self.model_params(rng),
+                 "value_head": init_scalar_head(self.config.model.d_model)}
     self.params = trainable
-    return trainable, {"reference": self.policy, "reward": self.reward_model or {}}
+    return trainable, self.frozen()
 
   def observe(self, state) -> None:
     self.params = state["params"]
 
-  def _model(self, params):
-    return nnx.merge(self.graphdef, params)
-
   def _logprobs_values(self, params, tokens, value_head=None):
-    model = self._model(params)
+    model = self.model(params)
     features = model.features(tokens[:, :-1])
     logits = model.head(features)  # one pass for both the policy and the value head
     logp = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), tokens[:, 1:, None], -1)[..., 0]
-    values = None if value_head is None else features @ value_head["w"] + value_head["b"]
+    values = None if value_head is None else scalar_head(value_head, features)
     return logp, values
 
   def _scores(self, reward, tokens, last):
-    features = self._model(reward["model"]).features(tokens)
-    at = jnp.take_along_axis(features, last[:, None, None], axis=1)[:, 0]
-    return at @ reward["head"]["w"] + reward["head"]["b"]
+    return scalar_head(reward["head"], self.model(reward["model"]).features(tokens), at=last)
 
   def _rollout_stats(self, trainable, frozen, tokens, mask):
     logp, values = self._logprobs_values(trainable["model"], tokens, trainable["value_head"])
@@ -125,7 +122,8 @@ class PPOTask:
   def _sample(self, params, frozen, prompts, rng):
     """Responses to `prompts` from the policy, and what the losses need about them."""
     responses = generate(self.graphdef, params["model"], prompts, rng,
-                         max_new_tokens=self.s.new_tokens, temperature=self.s.temperature,
+                         max_new_tokens=self.settings.new_tokens,
+                         temperature=self.settings.temperature,
                          top_k=0)
     tokens = jnp.concatenate([prompts, responses], axis=1)
     response_mask = _response_mask(responses, self.stop_id)
@@ -136,10 +134,9 @@ class PPOTask:
   def evaluate(self, params, prompts: np.ndarray, seed: int = 0) -> dict:
     """Mean score and KL to the reference (summed over each response) of one sample per
     prompt, e.g. on held-out prompts; params: trainable parameters (or the initial policy)."""
-    frozen = {"reference": self.policy, "reward": self.reward_model or {}}
+    frozen = self.frozen()
     if "value_head" not in params:
-      d = self.config.model.d_model
-      params = {"model": params, "value_head": {"w": jnp.zeros((d,)), "b": jnp.zeros(())}}
+      params = {"model": params, "value_head": init_scalar_head(self.config.model.d_model)}
     _, mask, logp, _, ref_logp, scores = self._sample(params, frozen, jnp.asarray(prompts),
                                                       jax.random.key(seed))
     kl = jnp.sum((logp - ref_logp) * mask, axis=1)
@@ -150,25 +147,26 @@ class PPOTask:
 
   def rollout(self, rng, frozen) -> dict:
     """One rollout's training rows (numpy), and its statistics in self.history."""
-    s = self.s
-    pick = jax.random.choice(rng, len(self.prompts), (s.rollout_prompts,), replace=False)
-    prompts = jnp.repeat(jnp.asarray(self.prompts)[pick], s.group_size, axis=0)
+    settings = self.settings
+    pick = jax.random.choice(rng, len(self.prompts), (settings.rollout_prompts,), replace=False)
+    prompts = jnp.repeat(jnp.asarray(self.prompts)[pick], settings.group_size, axis=0)
     tokens, mask, logp, values, ref_logp, scores = self._sample(self.params, frozen, prompts,
                                                                 rng)
     rewards, kl = rl_losses.kl_penalised_rewards(scores, logp, ref_logp, mask, self.kl_coef)
-    if s.algo == "grpo":
+    if settings.algo == "grpo":
       returns_seq = jnp.sum(rewards, axis=1)
-      advantages = rl_losses.group_advantages(returns_seq, s.group_size)[:, None] * mask
+      advantages = rl_losses.group_advantages(returns_seq, settings.group_size)[:, None] * mask
       returns, values = jnp.zeros_like(rewards), jnp.zeros_like(rewards)
     else:
-      advantages, returns = rl_losses.gae(rewards, values * mask, mask, s.gamma, s.lam)
+      advantages, returns = rl_losses.gae(rewards, values * mask, mask, settings.gamma,
+                                          settings.lam)
       advantages = rl_losses.whiten(advantages, mask)
     mean_kl = float(jnp.sum(kl) / len(tokens))
     self.history.append({"score": float(jnp.mean(scores)), "kl": mean_kl,
                          "kl_coef": self.kl_coef})
-    if s.kl_target > 0:
-      self.kl_coef = rl_losses.adaptive_kl_coef(self.kl_coef, mean_kl, s.kl_target,
-                                                s.kl_horizon, len(tokens))
+    if settings.kl_target > 0:
+      self.kl_coef = rl_losses.adaptive_kl_coef(self.kl_coef, mean_kl, settings.kl_target,
+                                                settings.kl_horizon, len(tokens))
     return {k: np.asarray(v) for k, v in dict(
         tokens=tokens, mask=mask, old_logprobs=logp, old_values=values * mask,
         advantages=advantages, returns=returns,
@@ -179,25 +177,22 @@ class PPOTask:
 
   def loss_fn(self, trainable, frozen, batch, rng):
     del frozen, rng
-    s = self.s
-    head = trainable["value_head"] if s.algo == "ppo" else None
+    settings = self.settings
+    head = trainable["value_head"] if settings.algo == "ppo" else None
     logp, values = self._logprobs_values(trainable["model"], batch["tokens"], head)
     mask = batch["mask"]
     loss, metrics = rl_losses.ppo_policy_loss(logp, batch["old_logprobs"], batch["advantages"],
-                                              mask, s.clip)
-    if s.algo == "ppo":
+                                              mask, settings.clip)
+    if settings.algo == "ppo":
       value_loss, value_metrics = rl_losses.ppo_value_loss(
-          values, batch["old_values"], batch["returns"], mask, s.value_clip)
-      loss = loss + s.vf_coef * value_loss
+          values, batch["old_values"], batch["returns"], mask, settings.value_clip)
+      loss = loss + settings.vf_coef * value_loss
       metrics.update(value_metrics, **{"value/loss": value_loss})
     metrics["rollout/score"] = jnp.mean(batch["score"][:, 0])
     return loss, metrics
 
-  def eval_batches(self):
-    return []
-
   def tokens_per_example(self) -> int:
-    return self.prompts.shape[1] + self.s.new_tokens
+    return self.prompts.shape[1] + self.settings.new_tokens
 
   def flops_per_example(self) -> float:
     seq = self.tokens_per_example()
@@ -215,18 +210,17 @@ class _Rollouts:
     return self
 
   def __next__(self):
-    s, task = self.task.s, self.task
-    per_rollout = s.epochs * s.minibatches
+    settings, task = self.task.settings, self.task
+    per_rollout = settings.epochs * settings.minibatches
     if self.consumed % per_rollout == 0 or self.rows is None:
       rng = jax.random.fold_in(jax.random.key(self.seed), self.consumed // per_rollout)
-      frozen = {"reference": task.policy, "reward": task.reward_model or {}}
-      self.rows = task.rollout(rng, frozen)
+      self.rows = task.rollout(rng, task.frozen())
       n = len(self.rows["tokens"])
       perm = np.random.default_rng(self.consumed).permutation
-      self.order = [perm(n) for _ in range(s.epochs)]
+      self.order = [perm(n) for _ in range(settings.epochs)]
     step = self.consumed % per_rollout
-    epoch, part = divmod(step, s.minibatches)
-    size = len(self.rows["tokens"]) // s.minibatches
+    epoch, part = divmod(step, settings.minibatches)
+    size = len(self.rows["tokens"]) // settings.minibatches
     index = self.order[epoch][part * size:(part + 1) * size]
     self.consumed += 1
     return {k: v[index] for k, v in self.rows.items()}

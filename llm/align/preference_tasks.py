@@ -11,14 +11,12 @@ Both read pair rows (`preferences.pair_rows`: chosen_* and rejected_* keys, one 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from llm.align.preference_losses import bradley_terry_loss, dpo_loss, sequence_logprobs
-from llm.model import build_model, param_logical_axes
-from llm.model.factory import abstract_model
-from llm.train.flops import training_flops_per_token
 from llm.train.partition import merge, split_trainable
 from llm.train.row_batches import RowBatches
+from llm.train.scalar_head import init_scalar_head, scalar_head
+from llm.train.task import ModelTask
 
 SIDES = ("chosen", "rejected")
 
@@ -33,56 +31,31 @@ def _both_sides(batch):
   return {k: jnp.concatenate([chosen[k], rejected[k]]) for k in chosen}
 
 
-class _PairTask(RowBatches):
-  """What reward modelling and DPO share: a model from config (optionally from given
-  parameters), pair rows, batches."""
+class _PairTask(RowBatches, ModelTask):
+  """What reward modelling and DPO share: the decoder from config (optionally from given
+  parameters) under "model", pair rows, two sequences per batch row."""
+
+  sequences_per_example = 2
 
   def __init__(self, config, train_rows: dict, eval_rows: dict | None = None,
                init_params: dict | None = None):
-    self.config, self.train_rows, self.eval_rows = config, train_rows, eval_rows
-    self.init_params, self.graphdef = init_params, None
-
-  def _model_params(self, rng):
-    seed = int(jax.random.randint(rng, (), 0, 2**31 - 1))
-    self.graphdef, params = nnx.split(build_model(self.config.model, seed), nnx.Param)
-    params = nnx.to_pure_dict(params)
-    if self.init_params is not None:
-      params = jax.tree.map(lambda x: jnp.array(x, copy=True), self.init_params)
-    return params
-
-  def model(self, params):
-    if self.graphdef is None:  # not initialised yet: the structure from the config
-      self.graphdef = nnx.split(abstract_model(self.config.model), nnx.Param)[0]
-    return nnx.merge(self.graphdef, params)
-
-  def logical_axes(self) -> dict:
-    return {f"model/{k}": v for k, v in param_logical_axes(
-        abstract_model(self.config.model)).items()}
-
-  def tokens_per_example(self) -> int:
-    return 2 * self.config.data.seq_len
-
-  def flops_per_example(self) -> float:
-    seq = self.config.data.seq_len
-    return 2 * training_flops_per_token(self.config.model, seq) * seq
+    ModelTask.__init__(self, config, init_params)
+    self.train_rows, self.eval_rows = train_rows, eval_rows
 
 
 class RewardTask(_PairTask):
   name = "reward_model"
 
   def init(self, rng):
-    params = self._model_params(rng)
-    d = self.config.model.d_model
-    full = {"model": params, "head": {"w": jnp.zeros((d,), jnp.float32),
-                                      "b": jnp.zeros((), jnp.float32)}}
+    full = {"model": self.model_params(rng),
+            "head": init_scalar_head(self.config.model.d_model)}
     return split_trainable(full, self.config.train.trainable)
 
   def scores(self, params, rows):
     """One scalar per row, from the last real token's final hidden state."""
     features = self.model(params["model"]).features(rows["inputs"], rows["positions"],
                                                     rows["segment_ids"])
-    last = jnp.take_along_axis(features, rows["last"][:, None, None], axis=1)[:, 0]
-    return last @ params["head"]["w"] + params["head"]["b"]
+    return scalar_head(params["head"], features, at=rows["last"])
 
   def loss_fn(self, trainable, frozen, batch, rng):
     del rng
@@ -96,7 +69,7 @@ class DPOTask(_PairTask):
   name = "dpo"
 
   def init(self, rng):
-    return split_trainable({"model": self._model_params(rng)}, self.config.train.trainable)
+    return split_trainable({"model": self.model_params(rng)}, self.config.train.trainable)
 
   def logprobs(self, params, rows):
     logits = self.model(params["model"])(rows["inputs"], rows["positions"], rows["segment_ids"])

@@ -20,7 +20,7 @@ import ml_collections
 from flax import nnx
 
 from llm.model.factory import abstract_model
-from llm.serve.generate import complete_many
+from llm.model.sampling import complete_many
 
 CHAT_ENDS = ("<|im_end|>", "<|eot_id|>")
 OUR_CHATML = "chatml"  # our own template (llm/tokenizer/chat.py), not a Jinja string

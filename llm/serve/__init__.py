@@ -1,1 +1,1 @@
-"""Serving: generation with a KV cache (paged engine and HTTP server come later)."""
+"""Serving: the engine and HTTP server on top of the sampling primitives in llm/model/sampling.py."""

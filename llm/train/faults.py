@@ -8,9 +8,15 @@ skips the fault, as skipping bad data would.
 """
 
 import os
+import random
+import signal
+import subprocess
+import time
 
 import jax.numpy as jnp
 import numpy as np
+
+from llm.train.task import Task
 
 
 class _FaultyBatches:
@@ -36,17 +42,23 @@ class _FaultyBatches:
     self.inner.set_state(state)
 
 
-class FaultyTask:
+class FaultyTask(Task):
   """Delegates everything to `task`; loss_fn multiplies the loss by the batch's fault."""
 
-  def __init__(self, task, faults: dict):
-    self.task, self.faults = task, faults
+  def __init__(self, task: Task, faults: dict):
+    self.task, self.faults, self.name = task, faults, task.name
 
-  def __getattr__(self, name):
+  def __getattr__(self, name):  # the wrapped Task's own helpers (model(), config, ...)
     return getattr(self.task, name)
+
+  def init(self, rng):
+    return self.task.init(rng)
 
   def train_batches(self, seed: int):
     return _FaultyBatches(self.task.train_batches(seed), self.faults)
+
+  def eval_batches(self):
+    return self.task.eval_batches()
 
   def loss_fn(self, trainable, frozen, batch, rng):
     fault = jnp.mean(batch["fault"])
@@ -55,7 +67,19 @@ class FaultyTask:
     return loss * fault, metrics
 
   def eval_loss_fn(self, trainable, frozen, batch, rng):
-    return getattr(self.task, "eval_loss_fn", self.task.loss_fn)(trainable, frozen, batch, rng)
+    return self.task.eval_loss_fn(trainable, frozen, batch, rng)
+
+  def logical_axes(self):
+    return self.task.logical_axes()
+
+  def observe(self, state):
+    self.task.observe(state)
+
+  def flops_per_example(self):
+    return self.task.flops_per_example()
+
+  def tokens_per_example(self):
+    return self.task.tokens_per_example()
 
 
 def _steps_logged(metrics_path: str) -> int:
@@ -72,11 +96,6 @@ def run_with_kills(command: list, metrics_path: str, kills: int, seed: int = 0,
   times, each after a random 0..max_new_steps new steps appear in metrics.jsonl (so kills land
   at start-up, mid-step and mid-save alike), restarting it each time; then lets it finish.
   Returns the logged step count at each kill."""
-  import random
-  import signal
-  import subprocess
-  import time
-
   rng = random.Random(seed)
   killed_at, deadline = [], time.monotonic() + timeout
   for attempt in range(kills + 1):

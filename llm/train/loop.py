@@ -5,7 +5,6 @@ and orbax checkpoints; a run started on a workdir with checkpoints resumes from 
 """
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -17,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from llm.config import validate
+from llm.io import write_json_atomic, write_text_atomic
 from llm.model.ops import dtype_name
 from llm.train.checkpoint import Checkpointer
 from llm.train.flops import measure_matmul_peak
@@ -25,17 +25,15 @@ from llm.train.optimizer import build_optimizer
 from llm.train.placement import place_on_mesh
 from llm.train.stability import Incident, LossMonitor, log_event
 from llm.train.step import init_state, make_eval_step, make_train_step
+from llm.train.task import Task
 
 
 def save_config(config, workdir: str) -> None:
   """Writes the resolved config to workdir/config.json atomically (process 0 only: every
   process of a run shares the workdir)."""
-  if jax.process_index() != 0:
-    return
-  path = os.path.join(workdir, "config.json")
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-  os.replace(path + ".tmp", path)
+  if jax.process_index() == 0:
+    write_text_atomic(os.path.join(workdir, "config.json"),
+                      config.to_json_best_effort(indent=2, sort_keys=True))
 
 
 def evaluate(eval_step, params, frozen, batches) -> dict:
@@ -49,21 +47,7 @@ def evaluate(eval_step, params, frozen, batches) -> dict:
   return {"eval_loss": float(loss), "eval_perplexity": float(math.exp(min(loss, 80.0)))}
 
 
-def _position(batches, monitor, counters: dict) -> dict:
-  """What a checkpoint stores besides the state: data position, loss window, counters."""
-  return {"iterator": batches.get_state(), "monitor": monitor.get_state(), **counters}
-
-
-def _set_position(saved: dict, batches, monitor) -> dict:
-  """Restores the data position and loss window; returns the saved counters."""
-  if "iterator" not in saved:  # a checkpoint holding only the iterator state
-    saved = {"iterator": saved}
-  batches.set_state(saved["iterator"])
-  monitor.set_state(saved.get("monitor", []))
-  return {k: v for k, v in saved.items() if k not in ("iterator", "monitor")}
-
-
-def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
+def train(config, task: Task, workdir: str, stop_after: int | None = None) -> dict:
   """Trains `task` to config.train.steps (or stops after `stop_after` steps, checkpointing).
 
   Resumes from the newest restorable checkpoint in the workdir. On a loss spike or a
@@ -72,147 +56,193 @@ def train(config, task, workdir: str, stop_after: int | None = None) -> dict:
   "state": final state, "frozen": frozen pytree, "incidents": number of incidents}.
   """
   validate(config)
-  t, s = config.train, config.stability
-  os.makedirs(workdir, exist_ok=True)
-  save_config(config, workdir)
-  tx, schedule = build_optimizer(config.optim, t.steps)
-  init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  trainable, frozen = task.init(init_rng)
-  float16 = dtype_name(config.model.compute_dtype) == "float16"
-  state = init_state(trainable, tx, state_rng, s.initial_loss_scale if float16 else None)
-  placement = place_on_mesh(config, task, state, frozen)
-  state, frozen = placement.state, placement.frozen
-  batches = task.train_batches(config.seed)
-  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint)
-  monitor = LossMonitor(s, float16)
-  counters = {"rollbacks": 0, "lr_factor_left": 0}
-  restored = checkpointer.restore_latest(state)
-  start = 0
-  if restored is not None:
-    start, state, saved = restored
-    counters.update(_set_position(saved, batches, monitor))
-    logging.info("resumed from the checkpoint at step %d", start)
-  elif s.action == "rollback":  # something to roll back to before the first periodic save
-    checkpointer.save(0, state, _position(batches, monitor, counters))
-  end = t.steps if stop_after is None else min(t.steps, stop_after)
+  run = TrainingRun(config, task, workdir)
+  end = config.train.steps if stop_after is None else min(config.train.steps, stop_after)
+  with jax.set_mesh(run.placement.mesh):  # what the model reads (pipeline stages)
+    try:
+      run.run_until(end)
+    finally:
+      run.close()
+  return run.result()
 
-  train_step = make_train_step(task, tx, schedule, t.grad_accum, placement.step_shardings,
-                               s.loss_scale_growth)
-  eval_step = make_eval_step(task)
-  eval_data = task.eval_batches()
-  peak = t.peak_flops or measure_matmul_peak(
-      dtype_name(config.model.compute_dtype), 1024 if jax.default_backend() == "cpu" else 8192)
-  flops_per_step = task.flops_per_example() * t.batch_size
-  tokens_per_step = task.tokens_per_example() * t.batch_size
-  writer = MetricsWriter(workdir, start)
-  history, eval_metrics, incidents = [], {}, 0
-  bar = tqdm(total=t.steps, initial=start, disable=not t.progress, desc=config.name,
-             dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 30.0)
-  last_done = time.perf_counter()
 
-  def finish(device_metrics):
+class TrainingRun:
+  """The state of one run: `step` dispatches a step, `record` books its metrics (or reports
+  an incident), `rollback` returns to the last checkpoint after one."""
+
+  def __init__(self, config, task: Task, workdir: str):
+    self.config, self.task, self.workdir = config, task, workdir
+    train_config, stability = config.train, config.stability
+    os.makedirs(workdir, exist_ok=True)
+    save_config(config, workdir)
+    tx, schedule = build_optimizer(config.optim, train_config.steps)
+    init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+    trainable, frozen = task.init(init_rng)
+    float16 = dtype_name(config.model.compute_dtype) == "float16"
+    state = init_state(trainable, tx, state_rng,
+                       stability.initial_loss_scale if float16 else None)
+    self.placement = place_on_mesh(config, task, state, frozen)
+    self.state, self.frozen = self.placement.state, self.placement.frozen
+    self.batches = task.train_batches(config.seed)
+    self.checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint)
+    self.monitor = LossMonitor(stability, float16)
+    self.counters = {"rollbacks": 0, "lr_factor_left": 0}
+    self.start = self._resume()
+    self.train_step = make_train_step(task, tx, schedule, train_config.grad_accum,
+                                      self.placement.step_shardings,
+                                      stability.loss_scale_growth)
+    self.eval_step = make_eval_step(task)
+    self.eval_data = task.eval_batches()
+    self.peak = train_config.peak_flops or measure_matmul_peak(
+        dtype_name(config.model.compute_dtype),
+        1024 if jax.default_backend() == "cpu" else 8192)
+    self.flops_per_step = task.flops_per_example() * train_config.batch_size
+    self.tokens_per_step = task.tokens_per_example() * train_config.batch_size
+    self.writer = MetricsWriter(workdir, self.start)
+    self.history, self.eval_metrics, self.incidents = [], {}, 0
+    self.bar = tqdm(total=train_config.steps, initial=self.start,
+                    disable=not train_config.progress, desc=config.name, dynamic_ncols=True,
+                    mininterval=0.1 if sys.stderr.isatty() else 30.0)
+    self.last_done = time.perf_counter()
+
+  def _resume(self) -> int:
+    """Restores the newest checkpoint if there is one; returns the step to continue after."""
+    restored = self.checkpointer.restore_latest(self.state)
+    if restored is not None:
+      start, self.state, saved = restored
+      self.counters.update(self._set_position(saved))
+      logging.info("resumed from the checkpoint at step %d", start)
+      return start
+    if self.config.stability.action == "rollback":  # a step 0 to roll back to
+      self.checkpointer.save(0, self.state, self._position())
+    return 0
+
+  def _position(self) -> dict:
+    """What a checkpoint stores besides the state: data position, loss window, counters."""
+    return {"iterator": self.batches.get_state(), "monitor": self.monitor.get_state(),
+            **self.counters}
+
+  def _set_position(self, saved: dict) -> dict:
+    """Restores the data position and loss window; returns the saved counters."""
+    if "iterator" not in saved:  # a checkpoint holding only the iterator state
+      saved = {"iterator": saved}
+    self.batches.set_state(saved["iterator"])
+    self.monitor.set_state(saved.get("monitor", []))
+    return {k: v for k, v in saved.items() if k not in ("iterator", "monitor")}
+
+  def step(self):
+    """Dispatches one train step on the next batch; returns its (not yet read) metrics."""
+    stability = self.config.stability
+    batch = self.placement.put_batch(next(self.batches))
+    lr_scale = stability.lr_factor if self.counters["lr_factor_left"] > 0 else 1.0
+    self.counters["lr_factor_left"] = max(0, self.counters["lr_factor_left"] - 1)
+    self.state, device_metrics = self.train_step(self.state, self.frozen, batch, lr_scale)
+    self.task.observe(self.state)
+    return device_metrics
+
+  def finish(self, device_metrics) -> dict:
     """Waits for a step's metrics; its time is the gap since the previous step ended."""
-    nonlocal last_done
     metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
     now = time.perf_counter()
-    seconds, last_done = now - last_done, now
-    metrics.update(step_seconds=seconds, tokens_per_second=tokens_per_step / seconds,
-                   mfu=flops_per_step / seconds / peak)
+    seconds, self.last_done = now - self.last_done, now
+    metrics.update(step_seconds=seconds, tokens_per_second=self.tokens_per_step / seconds,
+                   mfu=self.flops_per_step / seconds / self.peak)
     return metrics
 
-  def record(number, metrics):
+  def record(self, number: int, metrics: dict, last: int) -> Incident | None:
     """Writes a step's metrics unless they show an incident, which it returns."""
-    incident = monitor.check(number, metrics)
+    incident = self.monitor.check(number, metrics)
     if incident is not None:
       return incident
-    writer.write(number, metrics)
-    history.append(dict(metrics, step=number))
-    bar.update(1)
-    if number % t.log_every == 0 or number == end:
-      bar.set_postfix(loss=f"{metrics['loss']:.3f}", lr=f"{metrics['learning_rate']:.2e}",
-                      tok_s=f"{metrics['tokens_per_second']:.0f}", mfu=f"{metrics['mfu']:.1%}",
-                      refresh=False)
+    self.writer.write(number, metrics)
+    self.history.append(dict(metrics, step=number))
+    self.bar.update(1)
+    if number % self.config.train.log_every == 0 or number == last:
+      self.bar.set_postfix(loss=f"{metrics['loss']:.3f}", lr=f"{metrics['learning_rate']:.2e}",
+                           tok_s=f"{metrics['tokens_per_second']:.0f}",
+                           mfu=f"{metrics['mfu']:.1%}", refresh=False)
     return None
 
-  def respond(incident: Incident):
-    """Logs the incident and acts on it; returns the step to continue after."""
-    nonlocal state, writer, history, incidents
-    incidents += 1
+  def rollback(self, incident: Incident) -> int | None:
+    """Logs the incident and acts on it (config.stability.action); returns the step to
+    continue after, or None to carry on."""
+    stability = self.config.stability
+    self.incidents += 1
     event = dataclasses.asdict(incident)
     logging.warning("step %d: %s: %s", incident.step, incident.kind, incident.detail)
-    if s.action == "ignore":
-      log_event(workdir, dict(event, action="ignore"))
+    if stability.action == "ignore":
+      log_event(self.workdir, dict(event, action="ignore"))
       return None
-    if s.action == "stop" or counters["rollbacks"] >= s.max_rollbacks:
-      log_event(workdir, dict(event, action="stop"))
-      why = ("stability.action=stop" if s.action == "stop" else
-             f"{counters['rollbacks']} rollbacks already (stability.max_rollbacks)")
+    if stability.action == "stop" or self.counters["rollbacks"] >= stability.max_rollbacks:
+      log_event(self.workdir, dict(event, action="stop"))
+      why = ("stability.action=stop" if stability.action == "stop" else
+             f"{self.counters['rollbacks']} rollbacks already (stability.max_rollbacks)")
       raise RuntimeError(f"training stopped at step {incident.step}: {incident.kind} "
                          f"({incident.detail}); {why}. Lower optim.lr, raise optim.warmup_steps "
                          "or inspect the data around this step; events.jsonl has the history")
-    checkpointer.wait()
-    restored = checkpointer.restore_latest(state)
+    self.checkpointer.wait()
+    restored = self.checkpointer.restore_latest(self.state)
     if restored is None:
       raise RuntimeError(f"step {incident.step}: {incident.kind}, and no checkpoint to roll "
-                         f"back to in {checkpointer.directory}")
-    good, state, saved = restored
-    _set_position(saved, batches, monitor)
-    skipped = incident.step - good + s.skip_batches
+                         f"back to in {self.checkpointer.directory}")
+    good, self.state, saved = restored
+    self._set_position(saved)
+    skipped = incident.step - good + stability.skip_batches
     for _ in range(skipped):  # the batches since the checkpoint, the offending one among them
-      next(batches)
-    counters["rollbacks"] += 1
-    counters["lr_factor_left"] = s.lr_factor_steps
-    log_event(workdir, dict(event, action="rollback", to_step=good, skipped_batches=skipped,
-                            rollbacks=counters["rollbacks"]))
-    writer.close()
-    writer = MetricsWriter(workdir, good)  # the curve continues from the restored step
-    history = [h for h in history if h["step"] <= good]
-    bar.n = good
+      next(self.batches)
+    self.counters["rollbacks"] += 1
+    self.counters["lr_factor_left"] = stability.lr_factor_steps
+    log_event(self.workdir, dict(event, action="rollback", to_step=good,
+                                 skipped_batches=skipped, rollbacks=self.counters["rollbacks"]))
+    self.writer.close()
+    self.writer = MetricsWriter(self.workdir, good)  # the curve continues from the restore
+    self.history = [h for h in self.history if h["step"] <= good]
+    self.bar.n = good
     return good
 
-  pending = None  # the dispatched step whose metrics are not read yet
-  number = start
-  mesh_context = jax.set_mesh(placement.mesh)  # what the model reads (pipeline stages)
-  mesh_context.__enter__()
-  try:
+  def run_until(self, end: int) -> None:
+    """Steps to `end`. A step's metrics are read only after the next step is dispatched, so
+    the device never waits for the host to fetch a batch."""
+    pending, number = None, self.start
+    eval_every = self.config.train.eval_every
     while number < end:
       number += 1
-      batch = placement.put_batch(next(batches))
-      lr_scale = s.lr_factor if counters["lr_factor_left"] > 0 else 1.0
-      counters["lr_factor_left"] = max(0, counters["lr_factor_left"] - 1)
-      state, device_metrics = train_step(state, frozen, batch, lr_scale)
-      if hasattr(task, "observe"):  # e.g. PPO samples its next rollout from these parameters
-        task.observe(state)
-      # Read the previous step's metrics only now, so the device is never idle waiting for
-      # the host to fetch the next batch and dispatch.
+      device_metrics = self.step()
       incident = None
       if pending is not None:
-        incident = record(pending[0], finish(pending[1]))
+        incident = self.record(pending[0], self.finish(pending[1]), end)
       pending = (number, device_metrics)
-      evaluate_now = number == end or (t.eval_every and number % t.eval_every == 0)
-      save_now = checkpointer.due(number) or number == end
+      evaluate_now = number == end or (eval_every and number % eval_every == 0)
+      save_now = self.checkpointer.due(number) or number == end
       if incident is None and (evaluate_now or save_now):
-        metrics = finish(device_metrics)
         pending = None
-        if evaluate_now:
-          eval_metrics = evaluate(eval_step, state["params"], frozen, eval_data)
-          metrics.update(eval_metrics)
-        incident = record(number, metrics)
-        if incident is None and save_now:
-          checkpointer.save(number, state, _position(batches, monitor, counters))
-        last_done = time.perf_counter()  # evaluation and saving are not step time
+        incident = self._evaluate_and_save(number, device_metrics, evaluate_now, save_now, end)
       if incident is not None:
         pending = None
-        resumed_at = respond(incident)
+        resumed_at = self.rollback(incident)
         number = number if resumed_at is None else resumed_at
-        last_done = time.perf_counter()
-  finally:
-    mesh_context.__exit__(None, None, None)
-    bar.close()
-    writer.close()
-    checkpointer.close()
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "peak_flops.json"), "w", encoding="utf-8") as f:
-      json.dump({"peak_flops": peak, "dtype": config.model.compute_dtype}, f)
-  return {"history": history, "eval": eval_metrics, "state": state, "frozen": frozen,
-          "incidents": incidents}
+        self.last_done = time.perf_counter()
+
+  def _evaluate_and_save(self, number, device_metrics, evaluate_now, save_now, end):
+    metrics = self.finish(device_metrics)
+    if evaluate_now:
+      self.eval_metrics = evaluate(self.eval_step, self.state["params"], self.frozen,
+                                   self.eval_data)
+      metrics.update(self.eval_metrics)
+    incident = self.record(number, metrics, end)
+    if incident is None and save_now:
+      self.checkpointer.save(number, self.state, self._position())
+    self.last_done = time.perf_counter()  # evaluation and saving are not step time
+    return incident
+
+  def close(self) -> None:
+    self.bar.close()
+    self.writer.close()
+    self.checkpointer.close()
+    if jax.process_index() == 0:
+      write_json_atomic(os.path.join(self.workdir, "peak_flops.json"),
+                        {"peak_flops": self.peak, "dtype": self.config.model.compute_dtype})
+
+  def result(self) -> dict:
+    return {"history": self.history, "eval": self.eval_metrics, "state": self.state,
+            "frozen": self.frozen, "incidents": self.incidents}

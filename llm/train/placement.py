@@ -9,6 +9,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from llm.parallel import batch_sharding, make_mesh, state_shardings
 from llm.parallel.distributed import barrier
 from llm.parallel.pipeline import bubble_fraction
+from llm.train.task import Task
 
 
 @dataclasses.dataclass
@@ -27,10 +28,10 @@ class Placement:
     return {k: jax.make_array_from_process_local_data(self.batch, v) for k, v in batch.items()}
 
 
-def place_on_mesh(config, task, state: dict, frozen) -> Placement:
+def place_on_mesh(config, task: Task, state: dict, frozen) -> Placement:
   """Builds the mesh and moves `state` and `frozen` onto it: parameters (trainable or frozen)
-  by their logical axes (`task.logical_axes()`, replicated when the task has none), optimizer
-  state like its parameters, everything else replicated."""
+  by their logical axes (`task.logical_axes()`), optimizer state like its parameters,
+  everything else replicated."""
   mesh = make_mesh(config.parallel)
   logging.info("mesh %s over %d devices", dict(mesh.shape), mesh.size)
   stages = mesh.shape["stage"]
@@ -39,7 +40,7 @@ def place_on_mesh(config, task, state: dict, frozen) -> Placement:
     logging.info("pipeline: %d stages, %d micro-batches, %s schedule; bubble (S-1)/(M+S-1) = "
                  "%.3f", stages, m.pipeline_microbatches, m.pipeline_schedule,
                  bubble_fraction(stages, m.pipeline_microbatches))
-  logical = task.logical_axes() if hasattr(task, "logical_axes") else {}
+  logical = task.logical_axes()
   shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
   state_sh = state_shardings(shapes, logical, mesh)
   frozen_sh = state_shardings(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import optax
 
 from llm.train.loss_scale import all_finite, init_loss_scale, update_loss_scale
+from llm.train.task import Task
 
 
 def init_state(trainable, tx, rng, loss_scale: float | None = None):
@@ -33,7 +34,7 @@ def _weighted_grads(task, params, frozen, batch, rng, scale):
   return grads, loss * weight, jax.tree.map(lambda x: x * weight, metrics), weight
 
 
-def make_train_step(task, tx, schedule, grad_accum: int, shardings=None,
+def make_train_step(task: Task, tx, schedule, grad_accum: int, shardings=None,
                     loss_scale_growth: int = 2000):
   """Returns jitted step(state, frozen, batch, lr_scale=1.0) -> (state, metrics); `state` is
   donated. lr_scale multiplies this step's update (the learning rate after a rollback).
@@ -93,12 +94,12 @@ def make_train_step(task, tx, schedule, grad_accum: int, shardings=None,
       out_shardings=(state_sh, replicated)))
 
 
-def make_eval_step(task):
-  """Returns jitted eval(params, frozen, batch) -> (loss * weight, weight)."""
-  loss_fn = getattr(task, "eval_loss_fn", task.loss_fn)  # e.g. without auxiliary losses
+def make_eval_step(task: Task):
+  """Returns jitted eval(params, frozen, batch) -> (loss * weight, weight) of the Task's
+  evaluation loss."""
 
   def evaluate(params, frozen, batch):
-    loss, metrics = loss_fn(params, frozen, batch, jax.random.key(0))
+    loss, metrics = task.eval_loss_fn(params, frozen, batch, jax.random.key(0))
     weight = jnp.asarray(metrics.get("weight", 1.0), jnp.float32)
     return loss * weight, weight
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from llm.eval.models import Evaluated, run_tokenizer
-from llm.serve.generate import generate
+from llm.model.sampling import generate
 from llm.train.lm_task import LMTask
 from llm.train.loop import train
 from tests.conftest import micro_config, random_rows

@@ -6,7 +6,7 @@ import numpy as np
 from flax import nnx
 
 from llm.model import build_model
-from llm.serve.generate import complete, complete_many, generate, sample_token
+from llm.model.sampling import complete, complete_many, generate, sample_token
 from tests.conftest import micro_config
 
 

@@ -17,7 +17,6 @@ after - before), gain (new loss before - after) and the trained parameter count.
 """
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -31,6 +30,7 @@ from llm.data.curation.heldout import is_heldout  # noqa: E402
 from llm.data.curation.sources import load_documents  # noqa: E402
 from llm.data.tokenize_pack import PackSettings, PackedRows, tokenize_and_pack  # noqa: E402
 from llm.eval.perplexity import model_perplexity  # noqa: E402
+from llm.io import write_json_atomic  # noqa: E402
 from llm.model.upcycle import grow  # noqa: E402
 from llm.tokenizer.sentencepiece_tokenizer import train_tokenizer  # noqa: E402
 from llm.train.lm_task import LMTask  # noqa: E402
@@ -134,9 +134,7 @@ def main():
   for method, r in result["methods"].items():
     print(f"| {method} | {r['trained_params']:,} of {r['total_params']:,} | {r['after']['old']:.3f} |"
           f" {r['forgetting']:+.3f} | {r['after']['new']:.3f} | {r['gain']:+.3f} |")
-  with open(args.json + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=2)
-  os.replace(args.json + ".tmp", args.json)
+  write_json_atomic(args.json, result, indent=2)
 
 
 if __name__ == "__main__":

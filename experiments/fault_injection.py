@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from llm.config import load_experiment  # noqa: E402
 from llm.data.prepare import prepare_lm_data  # noqa: E402
+from llm.io import write_json_atomic  # noqa: E402
 from llm.train.faults import FaultyTask, run_with_kills  # noqa: E402
 from llm.train.lm_task import LMTask  # noqa: E402
 from llm.train.loop import train  # noqa: E402
@@ -163,9 +164,7 @@ def main():
   for name, r in results.items():
     print(f"| {name} | {r['passed']} of {totals[name]} |")
   if args.json:
-    with open(args.json + ".tmp", "w", encoding="utf-8") as f:
-      json.dump(results, f, indent=2)
-    os.replace(args.json + ".tmp", args.json)
+    write_json_atomic(args.json, results, indent=2)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ parameters and training FLOPs per token for Mixtral-8x7B's shapes and the two ti
 """
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -21,6 +20,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 from llm.config import load_experiment  # noqa: E402
 from llm.data.prepare import prepare_lm_data  # noqa: E402
 from llm.eval.perplexity import model_perplexity  # noqa: E402
+from llm.io import write_json_atomic  # noqa: E402
 from llm.train.flops import parameter_counts, training_flops_per_token  # noqa: E402
 from llm.train.lm_task import LMTask  # noqa: E402
 from llm.train.loop import train  # noqa: E402
@@ -73,9 +73,7 @@ def main():
   dense, moe = (result["runs"][n]["heldout"]["loss"] for n in ("tiny", "moe_tiny"))
   result["moe_minus_dense_heldout_loss"] = moe - dense
   print(f"held-out loss: dense {dense:.4f}, MoE {moe:.4f} (MoE - dense = {moe - dense:+.4f})")
-  with open(args.json + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=2)
-  os.replace(args.json + ".tmp", args.json)
+  write_json_atomic(args.json, result, indent=2)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import jax.numpy as jnp  # noqa: E402
 from kernels.attention_reference import reference_attention  # noqa: E402
 from kernels.flash_attention import attention_flops, flash_attention  # noqa: E402
 from kernels.platform import backend_name  # noqa: E402
+from llm.io import write_json_atomic  # noqa: E402
 from llm.train.flops import measure_matmul_peak  # noqa: E402
 
 MODEL_WIDTH, TOKENS = 2048, 16384
@@ -146,14 +147,13 @@ def main():
   parser.add_argument("--head_dims", default="64,128")
   parser.add_argument("--repeats", type=int, default=5)
   args = parser.parse_args()
-  from experiments.bench.train_step import write_json_atomic
   platform = backend_name()
   impls = implementations(platform)
   result = {"platform": platform, "devices": [str(d) for d in jax.devices()],
             "jax": jax.__version__}
   result["check_bf16" if platform != "cpu" else "check_f32_interpret"] = check(
       impls, jnp.bfloat16 if platform != "cpu" else jnp.float32)
-  write_json_atomic(args.json, result)
+  write_json_atomic(args.json, result, indent=2)
   if args.check or platform == "cpu":
     print("correctness only (timings need a GPU)" if platform == "cpu" else "correctness only")
     return
@@ -163,12 +163,12 @@ def main():
   try:
     measure(impls, [int(s) for s in args.seqs.split(",")],
             [int(d) for d in args.head_dims.split(",")], args.repeats, result["runs"],
-            lambda: write_json_atomic(args.json, result))
+            lambda: write_json_atomic(args.json, result, indent=2))
   except Exception:
     result["error"] = traceback.format_exc()[-2000:]
     raise
   finally:
-    write_json_atomic(args.json, result)
+    write_json_atomic(args.json, result, indent=2)
   print(f"wrote {args.json}")
 
 

@@ -25,6 +25,7 @@ import jax.numpy as jnp  # noqa: E402
 from experiments.bench.attention import (MODEL_WIDTH, TOKENS, _tail, best_seconds,  # noqa: E402
                                          forward_and_backward, inputs)
 from kernels.flash_attention import BlockSizes, attention_flops, flash_attention  # noqa: E402
+from llm.io import write_json_atomic  # noqa: E402
 
 FORWARD_TILES = [(bq, bk, w, s) for (bq, bk), w, s in itertools.product(
     [(128, 64), (128, 128), (64, 64), (64, 128)], [4, 8], [2, 3])]
@@ -99,9 +100,8 @@ def main():
   parser.add_argument("--width", type=int, default=MODEL_WIDTH, help="heads x head_dim")
   parser.add_argument("--parts", default="fwd,bwd", help="fwd: forward tiles; bwd: backward")
   args = parser.parse_args()
-  from experiments.bench.train_step import write_json_atomic
   result = {"devices": [str(d) for d in jax.devices()], "jax": jax.__version__, "rows": []}
-  save = lambda: write_json_atomic(args.json, result)  # noqa: E731
+  save = lambda: write_json_atomic(args.json, result, indent=2)  # noqa: E731
   head_dims = [int(d) for d in args.head_dims.split(",")]
   start = time.time()
   for i, head_dim in enumerate(head_dims):  # an equal share of the budget per head_dim

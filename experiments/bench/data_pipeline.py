@@ -36,6 +36,7 @@ from llm.config import load_experiment  # noqa: E402
 from llm.data.curation.config import default_curation_config  # noqa: E402
 from llm.data.curation.curate import curate  # noqa: E402
 from llm.data.curation.sources import load_documents  # noqa: E402
+from llm.io import write_json_atomic  # noqa: E402
 
 SOURCES = ("shakespeare", "peoples_daily", "chinese_reviews", "chatterbot", "chitchat",
            "python_stdlib", "sharegpt")
@@ -174,9 +175,7 @@ def main():
       record(dict(best, all_seconds=[r.get("seconds") for r in tries]))
   results["ratio_ours_over_datatrove"] = ratios(results["runs"])
   print("ours / datatrove documents per second:", results["ratio_ours_over_datatrove"])
-  with open(args.json + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(results, f, indent=2)
-  os.replace(args.json + ".tmp", args.json)
+  write_json_atomic(args.json, results, indent=2)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,8 @@ import argparse
 import dataclasses
 import itertools
 import json
-import os
 import pathlib
 import sys
-import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -25,6 +23,7 @@ import numpy as np  # noqa: E402
 from llm.data.curation.dedup import (EDITED_COPIES, MinHashConfig, exact_jaccard,  # noqa: E402
                                      keepers_from_pairs, near_duplicate_candidates,
                                      near_duplicates, shingle_hashes)
+from llm.io import write_json_atomic  # noqa: E402
 from tests.data.curation.test_dedup import planted_corpus, score  # noqa: E402
 
 
@@ -96,11 +95,7 @@ def main(argv=None):
                                "seconds": round(edited_s, 2), **edited_score},
       "curves": curves,
   }
-  out = pathlib.Path(args.json)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".tmp", delete=False) as f:
-    json.dump(result, f, indent=1)
-  os.replace(f.name, out)
+  write_json_atomic(args.json, result, indent=1)
 
   print(json.dumps(result["corpus"]))
   for label, c, s in (("default", default, default_score),

@@ -23,6 +23,7 @@ from flax import nnx  # noqa: E402
 
 import train_step as bench  # noqa: E402
 from versions import library_versions, machine  # noqa: E402
+from llm.io import write_json_atomic  # noqa: E402
 from llm.model import build_model  # noqa: E402
 from llm.model.attention import attend, attention_mask  # noqa: E402
 from llm.train.flops import measure_matmul_peak  # noqa: E402
@@ -127,17 +128,17 @@ def main():
   peaks = {d: measure_matmul_peak(d, 8192, 20) / 1e9 for d in bench.DTYPES}
   results["peak_gflops"] = peaks
   print("peak", peaks, flush=True)
-  bench.write_json_atomic(args.json, results)
+  write_json_atomic(args.json, results, indent=2)
   results["attention"] = check_attention()
   print("attention", results["attention"], flush=True)
-  bench.write_json_atomic(args.json, results)
+  write_json_atomic(args.json, results, indent=2)
   results["model_logits_vs_xla"] = check_model_logits()
   print("logits", results["model_logits_vs_xla"], flush=True)
-  bench.write_json_atomic(args.json, results)
+  write_json_atomic(args.json, results, indent=2)
   results["train_step_small"] = {}
   bench_steps(args.batch, args.seq_len, peaks, scan_modes, results["train_step_small"],
-              lambda: bench.write_json_atomic(args.json, results))
-  bench.write_json_atomic(args.json, results)
+              lambda: write_json_atomic(args.json, results, indent=2))
+  write_json_atomic(args.json, results, indent=2)
   print(f"wrote {args.json}")
 
 

@@ -8,8 +8,6 @@ used to build the identifier, so all of them are held out.
 
 import argparse
 import collections
-import json
-import os
 import pathlib
 import sys
 
@@ -17,6 +15,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 from llm.data.curation.langid import identify_language  # noqa: E402
 from llm.data.curation.packaged import chatterbot_documents  # noqa: E402
+from llm.io import write_json_atomic  # noqa: E402
 
 
 def labelled_sentences(min_chars: int):
@@ -42,9 +41,7 @@ def main():
   parser.add_argument("--min_chars", type=int, default=20)
   args = parser.parse_args()
   result = {"min_chars": args.min_chars, "per_language": accuracy_by_language(args.min_chars)}
-  with open(args.json + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=2)
-  os.replace(args.json + ".tmp", args.json)
+  write_json_atomic(args.json, result, indent=2)
   for lang, r in result["per_language"].items():
     print(f"{lang}  {r['sentences']:5d}  {r['accuracy']:.3f}")
 

@@ -31,6 +31,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P  # noqa: E402
 
+from llm.io import write_json_atomic  # noqa: E402
 from llm.parallel.pipeline import bubble_fraction, gpipe  # noqa: E402
 
 
@@ -100,9 +101,7 @@ def main():
             "width": d, "repeats": args.repeats, "tick_seconds": tick,
             "fit": {"seconds_per_microbatch": slope, "intercept_seconds": intercept,
                     "intercept_in_ticks": intercept / slope}, "runs": runs}
-  with open(args.json + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=2)
-  os.replace(args.json + ".tmp", args.json)
+  write_json_atomic(args.json, result, indent=2)
   print(json.dumps(result["fit"]))
 
 

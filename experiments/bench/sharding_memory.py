@@ -12,13 +12,13 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
 from llm.config import load_experiment  # noqa: E402
+from llm.io import write_json_atomic  # noqa: E402
 from llm.parallel import batch_sharding, make_mesh, state_shardings  # noqa: E402
 from llm.train.lm_task import LMTask  # noqa: E402
 from llm.train.optimizer import build_optimizer  # noqa: E402
@@ -70,9 +70,7 @@ def main():
   for run in runs:
     run["fraction_of_one_device"] = round(run["params_and_optimizer_bytes_per_device"] / one, 4)
     print(run, flush=True)
-  with open(args.json + ".tmp", "w", encoding="utf-8") as f:
-    json.dump({"config": args.config, "runs": runs}, f, indent=2)
-  os.replace(args.json + ".tmp", args.json)
+  write_json_atomic(args.json, {"config": args.config, "runs": runs}, indent=2)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ N processes on the packaged real text, in one run.
 """
 
 import argparse
-import json
 import os
 import pathlib
 import sys
@@ -16,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from llm.data.curation.sources import load_documents  # noqa: E402
 from llm.data.tokenize_pack import PackSettings, tokenize_and_pack  # noqa: E402
+from llm.io import write_json_atomic  # noqa: E402
 from llm.tokenizer import train_tokenizer  # noqa: E402
 
 SOURCES = ("shakespeare", "peoples_daily", "chinese_reviews", "chatterbot", "chitchat",
@@ -48,9 +48,7 @@ def main():
   base = next(r["tokens_per_second"] for r in results["runs"] if r["workers"] == 1)
   for run in results["runs"]:
     run["speedup_vs_1_process"] = round(run["tokens_per_second"] / base, 2)
-  with open(args.json + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(results, f, indent=2)
-  os.replace(args.json + ".tmp", args.json)
+  write_json_atomic(args.json, results, indent=2)
 
 
 if __name__ == "__main__":

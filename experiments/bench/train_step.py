@@ -7,13 +7,11 @@ train step and the same architecture as a PyTorch `LlamaForCausalLM`, reporting 
 """
 
 import argparse
-import json
 import os
 import pathlib
 import platform
 import statistics
 import sys
-import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -23,6 +21,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from llm.config import load_experiment as load_config  # noqa: E402
+from llm.io import write_json_atomic  # noqa: E402
 from llm.model import count_params  # noqa: E402
 from llm.model.ops import dtype_name  # noqa: E402
 from llm.train.flops import measure_matmul_peak, training_flops_per_token  # noqa: E402
@@ -200,14 +199,6 @@ def machine_info() -> dict:
   return info
 
 
-def write_json_atomic(path: str, data: dict) -> None:
-  """Writes to a temporary file beside `path`, then renames it into place."""
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(data, f, indent=2)
-  os.replace(tmp, path)
-
-
 def summary_rows(results: dict) -> list[tuple]:
   """One table row per (config, implementation)."""
   rows = []
@@ -250,7 +241,7 @@ def main(argv=None):
     hf = ({"skipped": "--skip_hf"} if args.skip_hf else
           bench_hf_all(config, rows, peaks, args.warmup, args.steps, ours))
     results["configs"][name] = {"jax": ours, "hf": hf}
-    write_json_atomic(args.json, results)
+    write_json_atomic(args.json, results, indent=2)
   print_summary(results)
   print(f"\nwrote {args.json}")
 

@@ -10,9 +10,7 @@ Generation is greedy, --batch_size prompts at a time. --limit takes the first N 
 hours on a CPU); the JSON records how many were run.
 """
 
-import json
 import logging
-import os
 import time
 
 from absl import app, flags
@@ -22,6 +20,7 @@ from llm.eval.fim import fim_cases, fim_exact_match, fim_prompt
 from llm.eval.gsm8k import gsm8k_exact_match, gsm8k_problems
 from llm.eval.humaneval import STOPS, humaneval_pass_at_1, humaneval_problems
 from llm.eval.models import SPECS, Evaluated
+from llm.io import write_json_atomic
 from llm.runtime import configure_logging
 from llm.tokenizer.base import FIM_MIDDLE
 
@@ -92,10 +91,7 @@ def main(argv):
     results[task + "_seconds"] = time.perf_counter() - started
     summary = {k: v for k, v in results[task].items() if k != "records"}
     logging.info("%s: %s", task, summary)
-  os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
-  with open(_JSON.value + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(results, f, indent=2, ensure_ascii=False)
-  os.replace(_JSON.value + ".tmp", _JSON.value)
+  write_json_atomic(_JSON.value, results, indent=2, ensure_ascii=False)
   print(f"wrote {_JSON.value}")
 
 

@@ -5,6 +5,8 @@ import os
 
 import jax
 
+from llm.io import write_text_atomic
+
 
 def _truncate_jsonl(path: str, last_step: int) -> None:
   """Drops records after `last_step` (written after the checkpoint a run resumes from)."""
@@ -12,9 +14,7 @@ def _truncate_jsonl(path: str, last_step: int) -> None:
     return
   with open(path, encoding="utf-8") as f:
     kept = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    f.writelines(kept)
-  os.replace(path + ".tmp", path)
+  write_text_atomic(path, "".join(kept))
 
 
 class MetricsWriter:

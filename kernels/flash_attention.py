@@ -29,6 +29,7 @@ from jax.experimental import pallas as pl
 
 from kernels.attention_reference import MASK_VALUE
 from kernels.platform import backend_name, compiler_params
+from kernels.triton_attention import triton_forward
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,7 +260,6 @@ def _backward(st: _Static, q, k, v, out, lse, d_out, q_seg, kv_seg):
 
 def _forward_pass(st: _Static, q, k, v, q_seg, kv_seg):
   if st.forward == "triton":
-    from kernels.triton_attention import triton_forward
     return triton_forward(st, q, k, v, q_seg, kv_seg)
   return _forward(st, q, k, v, q_seg, kv_seg)
 

@@ -1,10 +1,10 @@
 """The attention forward pass written in Triton, called through `jax_triton.triton_call`.
 
-GPU only: `pip install -e '.[gpu]'`; triton and jax_triton are imported on first use. The
-backward reuses the Pallas kernels of `kernels.flash_attention` (they read the log-sum-exp
-this kernel stores), so `triton_flash_attention` is differentiable:
+GPU only: `pip install -e '.[gpu]'`; triton and jax_triton are imported on first use. A leaf
+module: `kernels.flash_attention` dispatches to it, and the Pallas backward there reads the
+log-sum-exp this kernel stores, so the Triton forward is differentiable:
 
-    out = triton_flash_attention(q, k, v, segment_ids, causal=True)
+    out = flash_attention(q, k, v, segment_ids, causal=True, forward="triton")
 
 The kernel works on the padded [batch, heads, length, head_dim] arrays the shared wrapper
 prepares; one program per (query block, batch x head), looping over key blocks up to the
@@ -102,11 +102,3 @@ def triton_forward(st, q, k, v, q_seg, kv_seg):
       num_warps=blocks.num_warps or 4, num_stages=blocks.num_stages or 2,
       HEADS=h, KV_HEADS=kv_heads, Q_LEN=t, KV_PAD=s, HEAD_DIM=d, BLOCK_M=blocks.block_q,
       BLOCK_N=blocks.block_k, CAUSAL=st.causal, HAS_SEGMENTS=st.has_segments, MASK=MASK_VALUE)
-
-
-def triton_flash_attention(q, k, v, segment_ids=None, kv_segment_ids=None, *, causal=True,
-                           sm_scale=None, block_sizes=None):
-  """`kernels.flash_attention.flash_attention` with this Triton kernel as the forward pass."""
-  from kernels.flash_attention import flash_attention
-  return flash_attention(q, k, v, segment_ids, kv_segment_ids, causal=causal,
-                         sm_scale=sm_scale, block_sizes=block_sizes, forward="triton")

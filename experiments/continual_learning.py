@@ -29,8 +29,8 @@ from llm.config import load_experiment  # noqa: E402
 from llm.data.curation.heldout import is_heldout  # noqa: E402
 from llm.data.curation.sources import load_documents  # noqa: E402
 from llm.data.tokenize_pack import PackSettings, PackedRows, tokenize_and_pack  # noqa: E402
-from llm.eval.perplexity import model_perplexity  # noqa: E402
 from llm.io import write_json_atomic  # noqa: E402
+from llm.train.perplexity import model_perplexity  # noqa: E402
 from llm.model.upcycle import grow  # noqa: E402
 from llm.tokenizer.sentencepiece_tokenizer import train_tokenizer  # noqa: E402
 from llm.train.lm_task import LMTask  # noqa: E402

@@ -19,8 +19,8 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 
 from llm.config import load_experiment  # noqa: E402
 from llm.data.prepare import prepare_lm_data  # noqa: E402
-from llm.eval.perplexity import model_perplexity  # noqa: E402
 from llm.io import write_json_atomic  # noqa: E402
+from llm.train.perplexity import model_perplexity  # noqa: E402
 from llm.train.flops import parameter_counts, training_flops_per_token  # noqa: E402
 from llm.train.lm_task import LMTask  # noqa: E402
 from llm.train.loop import train  # noqa: E402

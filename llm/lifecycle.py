@@ -1,13 +1,16 @@
 """The main job: the model's life end to end on real text, as far as the project reaches.
 
   python -m llm.lifecycle --workdir=DIR [--config=experiments/configs/tiny.py] [--config.x=y]
+  python -m llm.lifecycle --workdir=DIR --quick    (a smoke run: fewer steps, less data)
 
 Stages: curation of the packaged sources (llm.data.curation.run) -> tokenizer -> packed rows ->
 pretraining on the one loop -> held-out perplexity (against a unigram baseline) -> sampled
-text -> alignment on the same loop (chat SFT -> reward model -> DPO and PPO, each from its
-config in experiments/configs/{sft,rm,dpo,ppo}_tiny.py; llm/align/stages.py) -> chat replies. Writes DIR/report.json, and DIR/curated/report.md for the curation.
+text -> alignment on the same loop (llm/align/sequence.py: chat_sft -> reward_model -> dpo and
+ppo, each from its registry config) -> chat replies. Writes DIR/report.json (with each stage's
+wall time), and DIR/curated/report.md for the curation.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -18,18 +21,20 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from llm.align.stages import STAGES, run_alignment, stage_configs
+from llm.align.registry import ALIGNMENT_SEQUENCE
+from llm.align.sequence import run_sequence, sequence_configs
 from llm.config import CONFIGS_DIR
-from llm.data.prepare import prepare_lm_data
 from llm.data.curation.curate import curate
+from llm.data.prepare import prepare_lm_data
 from llm.eval.bits_per_byte import bits_per_byte, heldout_texts
-from llm.eval.perplexity import model_perplexity, unigram_perplexity
-from llm.runtime import configure_logging, validated
+from llm.io import write_json_atomic
 from llm.model.sampling import complete, generate
+from llm.runtime import configure_logging, validated
 from llm.tokenizer.base import IM_END
 from llm.tokenizer.chat import render_chat
 from llm.train.lm_task import LMTask
 from llm.train.loop import train
+from llm.train.perplexity import model_perplexity, unigram_perplexity
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", str(CONFIGS_DIR / "tiny.py"), "Experiment config for the pretraining stage.",
@@ -46,12 +51,16 @@ _PROMPTS = flags.DEFINE_list("prompts", ["HAMLET.\nTo be, or not", "KING.\n"],
 _NEW_TOKENS = flags.DEFINE_integer("new_tokens", 80, "Tokens to sample per prompt.")
 _ALIGN_STEPS = flags.DEFINE_list(
     "align_steps", ["200", "150", "80", "120"],
-    "Steps of SFT, reward-model, DPO and PPO training after pretraining (0 skips a stage; "
-    "0,0,0,0 skips alignment); empty keeps each stage config's own.")
+    f"Steps of {', '.join(ALIGNMENT_SEQUENCE)} after pretraining (0 skips one; all 0 skips "
+    "alignment); empty keeps each objective config's own.")
 _ALIGN_CONFIGS = flags.DEFINE_list(
-    "align_configs", ["sft_tiny", "rm_tiny", "dpo_tiny", "ppo_tiny"],
-    "Experiment configs (names under experiments/configs, or paths) of the SFT, reward-model, "
-    "DPO and PPO stages; their model comes from the pretraining config.")
+    "align_configs", [],
+    f"Experiment configs (names under experiments/configs, or paths) of "
+    f"{', '.join(ALIGNMENT_SEQUENCE)}; empty: each objective's registry default. Their model "
+    "comes from the pretraining config.")
+_QUICK = flags.DEFINE_bool(
+    "quick", False, "A smoke run of every stage in a few minutes: less data, fewer steps "
+    "(overrides the step, data and alignment flags with the values in QUICK).")
 _ALIGN_CONVERSATIONS = flags.DEFINE_integer(
     "align_conversations", 3000, "ShareGPT conversations for SFT and preference pairs.")
 _CHAT_PROMPT = flags.DEFINE_string("chat_prompt", "What is the capital of France?",
@@ -77,108 +86,150 @@ def chat_reply(tokenizer, graphdef, params, message: str, new_tokens: int, seed:
                                    stop_ids=(tokenizer.special_id(IM_END),)))
 
 
+# --quick: the values of a smoke run (the test suite runs it).
+QUICK = {"config": {"train.steps": 150, "data.max_chars": 400_000},
+         "curation_chars": {"shakespeare": 450_000, "chatterbot": 20_000,
+                            "peoples_daily": 20_000, "chinese_reviews": 20_000,
+                            "python_stdlib": 60_000, "chitchat": 20_000},
+         "align_steps": (15, 15, 15, 8), "align_conversations": 300, "new_tokens": 12}
+
+
+class StageClock:
+  """Wall time of each named stage, for the report."""
+
+  def __init__(self):
+    self.seconds = {}
+
+  @contextlib.contextmanager
+  def __call__(self, name: str):
+    start = time.perf_counter()
+    yield
+    self.seconds[name] = round(time.perf_counter() - start, 1)
+
+
 def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_config=None,
         pretrain_sources: tuple[str, ...] = (), align_steps=(0, 0, 0, 0),
-        align_conversations: int = 3000, chat_prompt: str = "",
-        align_configs=("sft_tiny", "rm_tiny", "dpo_tiny", "ppo_tiny")) -> dict:
+        align_conversations: int = 3000, chat_prompt: str = "", align_configs=()) -> dict:
   """Runs every stage and returns the report (also written to workdir/report.json)."""
-  report, clock = {"config": config.name}, time.perf_counter()
+  report, clock, start = {"config": config.name}, StageClock(), time.perf_counter()
   if curation_config is not None:
     logging.info("[0/5] curation of the packaged sources")
-    stats = curation_stage(curation_config, workdir)
+    with clock("curation"):
+      stats = curation_stage(curation_config, workdir)
     report["curation"] = {"kept_by_source": stats["kept_by_source"],
                           "removed": stats["removed"], "seconds": stats["seconds"]}
     config.data.source = "curated:" + os.path.abspath(os.path.join(workdir, "curated"))
     config.data.curated_sources = ",".join(pretrain_sources)
   logging.info("[1/5] data: documents -> tokenizer -> packed rows")
-  tokenizer, train_rows, heldout_rows = prepare_lm_data(config.data, workdir)
+  with clock("data"):
+    tokenizer, train_rows, heldout_rows = prepare_lm_data(config.data, workdir)
   report["data"] = {"train_rows": len(train_rows),
                     "packing_efficiency": round(train_rows.manifest["packing_efficiency"], 4),
                     "heldout_rows": int(len(heldout_rows["inputs"])),
                     "train_tokens": train_rows.manifest["tokens"],
                     "tokenizer_vocab": tokenizer.vocab_size}
-
   logging.info("[2/5] pretraining %s for %d steps", config.name, config.train.steps)
-  task = LMTask(config, train_rows, heldout_rows)
-  result = train(config, task, os.path.join(workdir, "pretrain"))
-  params = result["state"]["params"]
-  # The metrics file spans every run on this workdir, resumed ones included.
-  with open(os.path.join(workdir, "pretrain", "metrics.jsonl"), encoding="utf-8") as f:
-    history = [json.loads(line) for line in f if line.strip()]
-  report["pretrain"] = {
-      "steps": config.train.steps,
-      "first_loss": history[0]["loss"] if history else None,
-      "final_loss": history[-1]["loss"] if history else None,
-      "median_tokens_per_second": _median([h["tokens_per_second"] for h in history[1:]]),
-      "median_mfu": _median([h["mfu"] for h in history[1:]])}
-
+  with clock("pretrain"):
+    task = LMTask(config, train_rows, heldout_rows)
+    params = train(config, task, os.path.join(workdir, "pretrain"))["state"]["params"]
+  report["pretrain"] = pretraining_report(config, os.path.join(workdir, "pretrain"))
   logging.info("[3/5] held-out perplexity")
-  model = task.model(params)
-  report["heldout"] = dict(
-      model_perplexity(model, heldout_rows, config.train.batch_size),
-      unigram_perplexity=unigram_perplexity(train_rows.to_arrays(), heldout_rows,
-                                            config.model.vocab_size))
-  # Bits per byte compare across tokenizers: the same text as `llm.eval.run`'s bpb task.
-  report["heldout"]["bits_per_byte_shakespeare"] = bits_per_byte(
-      model, tokenizer, heldout_texts("shakespeare", 200_000),
-      window=config.model.max_seq_len)["bits_per_byte"]
-
+  with clock("heldout"):
+    report["heldout"] = heldout_report(config, task, params, tokenizer, train_rows,
+                                       heldout_rows)
   logging.info("[4/5] sampling")
-  samples = []
-  for i, prompt in enumerate(prompts):
-    ids = jnp.asarray([[tokenizer.bos_id] + tokenizer.encode(prompt)], jnp.int32)
-    out = generate(task.graphdef, params, ids, jax.random.key(i), max_new_tokens=new_tokens)
-    completion = out[0].tolist()
-    if tokenizer.eos_id in completion:  # the document ended
-      completion = completion[:completion.index(tokenizer.eos_id)]
-    samples.append({"prompt": prompt, "completion": tokenizer.decode(completion)})
-  report["samples"] = samples
-
+  with clock("sampling"):
+    report["samples"] = samples(task, params, tokenizer, prompts, new_tokens)
   if align_steps is None or any(align_steps):
-    logging.info("[5/5] alignment: SFT -> reward model -> DPO and PPO")
-    configs = stage_configs(config, dict(zip(STAGES, align_configs)),
-                            dict(zip(STAGES, align_steps or ())))
-    configs["sft"].align.conversations = align_conversations
-    aligned = run_alignment(configs, tokenizer, jax.device_get(params),
-                            os.path.join(workdir, "align"))
-    policies = aligned.pop("params")
-    aligned["chat"] = {"prompt": chat_prompt, **{
-        f"reply_after_{name}": chat_reply(tokenizer, task.graphdef, policy, chat_prompt,
-                                          new_tokens) for name, policy in policies.items()}}
-    report["alignment"] = aligned
-  report["seconds"] = time.perf_counter() - clock
-  path = os.path.join(workdir, "report.json")
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(report, f, indent=2, ensure_ascii=False)
-  os.replace(path + ".tmp", path)
+    logging.info("[5/5] alignment: %s", " -> ".join(ALIGNMENT_SEQUENCE))
+    with clock("alignment"):
+      report["alignment"] = alignment(config, task, params, tokenizer, workdir, align_steps,
+                                      align_configs, align_conversations, chat_prompt,
+                                      new_tokens)
+  report["stage_seconds"] = clock.seconds
+  report["seconds"] = time.perf_counter() - start
+  write_json_atomic(os.path.join(workdir, "report.json"), report, indent=2, ensure_ascii=False)
   return report
 
 
-def print_alignment(a: dict) -> None:
-  print(f"\nSFT held-out assistant loss {a['sft']['heldout_assistant_loss_before']:.3f} -> "
-        f"{a['sft']['heldout_assistant_loss_after']:.3f}")
-  if "reward_model" in a:
-    print(f"reward model held-out pair accuracy {a['reward_model']['heldout']['accuracy']:.3f}")
-  if "dpo" in a:
-    before, after = a["dpo"]["heldout_before"], a["dpo"]["heldout_after"]
+def pretraining_report(config, workdir: str) -> dict:
+  # The metrics file spans every run on this workdir, resumed ones included.
+  with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+    history = [json.loads(line) for line in f if line.strip()]
+  return {"steps": config.train.steps,
+          "first_loss": history[0]["loss"] if history else None,
+          "final_loss": history[-1]["loss"] if history else None,
+          "median_tokens_per_second": _median([h["tokens_per_second"] for h in history[1:]]),
+          "median_mfu": _median([h["mfu"] for h in history[1:]])}
+
+
+def heldout_report(config, task, params, tokenizer, train_rows, heldout_rows) -> dict:
+  model = task.model(params)
+  report = dict(model_perplexity(model, heldout_rows, config.train.batch_size),
+                unigram_perplexity=unigram_perplexity(train_rows.to_arrays(), heldout_rows,
+                                                      config.model.vocab_size))
+  # Bits per byte compare across tokenizers: the same text as `llm.eval.run`'s bpb task.
+  report["bits_per_byte_shakespeare"] = bits_per_byte(
+      model, tokenizer, heldout_texts("shakespeare", 200_000),
+      window=config.model.max_seq_len)["bits_per_byte"]
+  return report
+
+
+def samples(task, params, tokenizer, prompts: list[str], new_tokens: int) -> list[dict]:
+  out = []
+  for i, prompt in enumerate(prompts):
+    ids = jnp.asarray([[tokenizer.bos_id] + tokenizer.encode(prompt)], jnp.int32)
+    tokens = generate(task.graphdef, params, ids, jax.random.key(i), max_new_tokens=new_tokens)
+    completion = tokens[0].tolist()
+    if tokenizer.eos_id in completion:  # the document ended
+      completion = completion[:completion.index(tokenizer.eos_id)]
+    out.append({"prompt": prompt, "completion": tokenizer.decode(completion)})
+  return out
+
+
+def alignment(config, task, params, tokenizer, workdir, align_steps, align_configs,
+              align_conversations, chat_prompt, new_tokens) -> dict:
+  """The alignment sequence from the pretrained parameters, and each policy's chat reply."""
+  configs = sequence_configs(config, dict(zip(ALIGNMENT_SEQUENCE, align_configs)),
+                             dict(zip(ALIGNMENT_SEQUENCE, align_steps or ())))
+  configs[ALIGNMENT_SEQUENCE[0]].align.conversations = align_conversations
+  aligned = run_sequence(configs, tokenizer, jax.device_get(params),
+                         os.path.join(workdir, "align"))
+  policies = {name: p for name, p in aligned.pop("params").items() if name != "reward_model"}
+  aligned["chat"] = {"prompt": chat_prompt, **{
+      f"reply_after_{name}": chat_reply(tokenizer, task.graphdef, policy, chat_prompt,
+                                        new_tokens) for name, policy in policies.items()}}
+  return aligned
+
+
+def print_alignment(aligned: dict) -> None:
+  sft = aligned["chat_sft"]
+  print(f"\nchat SFT held-out assistant loss {sft['heldout_assistant_loss_before']:.3f} -> "
+        f"{sft['heldout_assistant_loss_after']:.3f}")
+  if "reward_model" in aligned:
+    print("reward model held-out pair accuracy "
+          f"{aligned['reward_model']['heldout']['accuracy']:.3f}")
+  if "dpo" in aligned:
+    before, after = aligned["dpo"]["heldout_before"], aligned["dpo"]["heldout_after"]
     print(f"DPO held-out preference accuracy {before['rewards/accuracy']:.3f} -> "
           f"{after['rewards/accuracy']:.3f}, margin {before['rewards/margin']:.3f} -> "
           f"{after['rewards/margin']:.3f}")
-  if "ppo" in a:
-    p = a["ppo"]
-    print(f"{p['algo'].upper()} held-out reward {p['heldout_before']['score']:.3f} -> "
-          f"{p['heldout_after']['score']:.3f}, KL to the reference "
-          f"{p['heldout_before']['kl']:.3f} -> {p['heldout_after']['kl']:.3f} (bound "
-          f"{p['max_kl']:g}, rollout max {p['rollout_kl_max']:.3f}); curves {p['curves']}")
-  for key, reply in a["chat"].items():
+  if "ppo" in aligned:
+    ppo = aligned["ppo"]
+    print(f"{ppo['algo'].upper()} held-out reward {ppo['heldout_before']['score']:.3f} -> "
+          f"{ppo['heldout_after']['score']:.3f}, KL to the reference "
+          f"{ppo['heldout_before']['kl']:.3f} -> {ppo['heldout_after']['kl']:.3f} (bound "
+          f"{ppo['max_kl']:g}, rollout max {ppo['rollout_kl_max']:.3f}); curves {ppo['curves']}")
+  for key, reply in aligned["chat"].items():
     if key.startswith("reply_after_"):
-      print(f"chat after {key[len('reply_after_'):]}: {a['chat']['prompt']!r} -> {reply!r}")
+      print(f"chat after {key[len('reply_after_'):]}: {aligned['chat']['prompt']!r} -> "
+            f"{reply!r}")
 
 
 def _align_steps(values: list[str]):
-  if values and len(values) != len(STAGES):
-    raise app.UsageError(f"--align_steps takes {len(STAGES)} numbers ({', '.join(STAGES)}), "
-                         f"got {values}")
+  if values and len(values) != len(ALIGNMENT_SEQUENCE):
+    raise app.UsageError(f"--align_steps takes {len(ALIGNMENT_SEQUENCE)} numbers "
+                         f"({', '.join(ALIGNMENT_SEQUENCE)}), got {values}")
   return tuple(int(v) for v in values) if values else None
 
 
@@ -189,19 +240,32 @@ def _median(values):
 def main(argv):
   del argv
   configure_logging()
-  config = validated(_CONFIG.value)
-  report = run(config, _WORKDIR.value, _PROMPTS.value, _NEW_TOKENS.value, _CURATION.value,
-               tuple(_PRETRAIN_SOURCES.value), _align_steps(_ALIGN_STEPS.value),
-               _ALIGN_CONVERSATIONS.value, _CHAT_PROMPT.value, tuple(_ALIGN_CONFIGS.value))
-  h = report["heldout"]
-  print(f"\nheld-out perplexity {h['perplexity']:.1f} over {h['tokens']} tokens "
-        f"(unigram baseline {h['unigram_perplexity']:.1f}); "
-        f"{h['bits_per_byte_shakespeare']:.3f} bits per byte on held-out Shakespeare")
-  for s in report["samples"]:
-    print(f"\n--- prompt: {s['prompt']!r}\n{s['prompt']}{s['completion']}")
+  config, curation = _CONFIG.value, _CURATION.value
+  align_steps = _align_steps(_ALIGN_STEPS.value)
+  conversations, new_tokens = _ALIGN_CONVERSATIONS.value, _NEW_TOKENS.value
+  if _QUICK.value:
+    with config.unlocked():
+      for field, value in QUICK["config"].items():
+        section, name = field.split(".")
+        config[section][name] = value
+    for source, chars in QUICK["curation_chars"].items():
+      curation.sources[source] = chars
+    align_steps, conversations = QUICK["align_steps"], QUICK["align_conversations"]
+    new_tokens = QUICK["new_tokens"]
+  config = validated(config)
+  report = run(config, _WORKDIR.value, _PROMPTS.value, new_tokens, curation,
+               tuple(_PRETRAIN_SOURCES.value), align_steps, conversations, _CHAT_PROMPT.value,
+               tuple(_ALIGN_CONFIGS.value))
+  heldout = report["heldout"]
+  print(f"\nheld-out perplexity {heldout['perplexity']:.1f} over {heldout['tokens']} tokens "
+        f"(unigram baseline {heldout['unigram_perplexity']:.1f}); "
+        f"{heldout['bits_per_byte_shakespeare']:.3f} bits per byte on held-out Shakespeare")
+  for sample in report["samples"]:
+    print(f"\n--- prompt: {sample['prompt']!r}\n{sample['prompt']}{sample['completion']}")
   if "alignment" in report:
     print_alignment(report["alignment"])
-  print(f"\nreport: {os.path.join(_WORKDIR.value, 'report.json')}")
+  print(f"\nstage wall time (s): {report['stage_seconds']}")
+  print(f"report: {os.path.join(_WORKDIR.value, 'report.json')}")
 
 
 if __name__ == "__main__":

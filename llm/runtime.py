@@ -12,9 +12,11 @@ def configure_logging() -> None:
     logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def validated(config):
-  """The config after validation, or exit with the validation message (no traceback)."""
+def validated(config, check=validate):
+  """The config after `check` (default: the shared fields), or exit with the validation
+  message (no traceback)."""
   try:
-    return validate(config)
+    check(config)
+    return config
   except ConfigError as e:
     raise SystemExit(f"invalid config: {e}") from None

@@ -7,13 +7,6 @@ import sys
 from tests.conftest import ROOT
 
 
-# A small curation stage: enough Shakespeare for pretraining, a little of every other source.
-SMALL_CURATION = ["--curation.sources.shakespeare=450000", "--curation.sources.chatterbot=20000",
-                  "--curation.sources.peoples_daily=20000",
-                  "--curation.sources.chinese_reviews=20000",
-                  "--curation.sources.python_stdlib=60000", "--curation.sources.chitchat=20000"]
-
-
 def _run(args, cwd=ROOT):
   result = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
                           cwd=str(cwd), timeout=600)
@@ -22,10 +15,8 @@ def _run(args, cwd=ROOT):
 
 
 def test_lifecycle_trains_evaluates_and_samples(tmp_path):
-  result = _run(["llm.lifecycle", f"--workdir={tmp_path}", "--config.train.steps=150",
-                 "--config.data.max_chars=400000", "--config.train.progress=false",
-                 "--new_tokens=12", "--align_steps=15,15,15,8", "--align_conversations=300",
-                 *SMALL_CURATION])
+  result = _run(["llm.lifecycle", f"--workdir={tmp_path}", "--quick",
+                 "--config.train.progress=false"])
   report = json.loads((tmp_path / "report.json").read_text())
   assert report["data"]["heldout_rows"] > 0 and report["data"]["tokenizer_vocab"] == 2048
   assert report["pretrain"]["final_loss"] < report["pretrain"]["first_loss"] - 1.0
@@ -38,21 +29,24 @@ def test_lifecycle_trains_evaluates_and_samples(tmp_path):
   curated = report["curation"]["kept_by_source"]
   assert {"shakespeare", "chatterbot", "peoples_daily", "python_stdlib"} <= set(curated)
   assert "dedup:exact" in (tmp_path / "curated" / "report.md").read_text()
-  aligned = report["alignment"]  # SFT -> reward model -> DPO on the same loop
-  assert (aligned["sft"]["heldout_assistant_loss_after"]
-          < aligned["sft"]["heldout_assistant_loss_before"])
+  assert set(report["stage_seconds"]) == {"curation", "data", "pretrain", "heldout",
+                                          "sampling", "alignment"}
+  aligned = report["alignment"]  # chat SFT -> reward model -> DPO on the same loop
+  assert (aligned["chat_sft"]["heldout_assistant_loss_after"]
+          < aligned["chat_sft"]["heldout_assistant_loss_before"])
   assert 0.0 <= aligned["reward_model"]["heldout"]["accuracy"] <= 1.0
   assert aligned["dpo"]["heldout_before"]["rewards/accuracy"] == 0.0  # policy == reference
   ppo = aligned["ppo"]  # -> PPO against the reward model
   assert ppo["rollouts"] == 2 and ppo["heldout_before"]["kl"] == 0.0
   assert (tmp_path / "align" / "ppo" / "ppo_curves.png").read_bytes()[:4] == b"\x89PNG"
-  assert all(isinstance(aligned["chat"][f"reply_after_{k}"], str) for k in ("sft", "dpo", "ppo"))
-  # A stage alone, from the SFT run's workdir (a DPO sweep, say), writes its own report.
+  assert all(isinstance(aligned["chat"][f"reply_after_{k}"], str)
+             for k in ("chat_sft", "dpo", "ppo"))
+  # An objective alone, from the chat SFT run's workdir (a DPO sweep, say), writes its report.
   dpo_dir = tmp_path / "dpo_alone"
   _run(["llm.main", "--config=experiments/configs/dpo_tiny.py", f"--workdir={dpo_dir}",
         "--config.train.steps=4", "--config.optim.warmup_steps=1",
         "--config.train.progress=false", "--config.align.dpo_beta=0.3",
-        "--config.align.conversations=300", f"--config.align.init_from={tmp_path}/align/sft",
+        "--config.align.conversations=300", f"--config.align.init_from={tmp_path}/align/chat_sft",
         f"--config.data.tokenizer_path={tmp_path}/data/tokenizer.model"])
   alone = json.loads((dpo_dir / "report.json").read_text())
   assert alone["beta"] == 0.3 and alone["heldout_before"] == aligned["dpo"]["heldout_before"]

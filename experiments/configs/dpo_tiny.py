@@ -2,7 +2,7 @@
 reference log-probabilities precomputed once). Alignment stage 3 of the lifecycle job.
 
   python -m llm.main --config=experiments/configs/dpo_tiny.py --workdir=DIR \
-      --config.align.init_from=SFT_WORKDIR --config.data.tokenizer_path=TOKENIZER
+      --config.align.init_from=CHAT_SFT_WORKDIR --config.data.tokenizer_path=TOKENIZER
 """
 
 from llm.config import load_experiment

@@ -5,7 +5,8 @@ adaptive towards kl_target), GAE and a value head. Alignment stage 4 of the life
 gives GRPO.
 
   python -m llm.main --config=experiments/configs/ppo_tiny.py --workdir=DIR \
-      --config.align.init_from=SFT_WORKDIR --config.align.reward_from=RM_WORKDIR \
+      --config.align.init_from=CHAT_SFT_WORKDIR \
+      --config.align.reward_model_from=REWARD_MODEL_WORKDIR \
       --config.data.tokenizer_path=TOKENIZER
 """
 
@@ -21,10 +22,10 @@ def get_config():
   c.optim.weight_decay = 0.0
   c.checkpoint.every_steps = c.train.steps
   c.stability.action = "ignore"  # rewards move with the policy: a loss spike is not a fault
-  a = c.align
-  a.rl_algo, a.rollout_prompts, a.group_size = "ppo", 32, 1
-  a.rl_epochs, a.rl_minibatches = 2, 2
-  a.prompt_tokens, a.new_tokens, a.temperature = 24, 24, 1.0
-  a.kl_coef, a.kl_target, a.max_kl = 0.1, 2.0, 6.0
-  c.train.batch_size = a.rollout_prompts * a.group_size // a.rl_minibatches
+  align = c.align
+  align.rl_algo, align.rollout_prompts, align.group_size = "ppo", 32, 1
+  align.rl_epochs, align.rl_minibatches = 2, 2
+  align.prompt_tokens, align.new_tokens, align.temperature = 24, 24, 1.0
+  align.kl_coef, align.kl_target, align.max_kl = 0.1, 2.0, 6.0
+  c.train.batch_size = align.rollout_prompts * align.group_size // align.rl_minibatches
   return c

@@ -27,6 +27,9 @@ from llm.train.scalar_head import init_scalar_head, scalar_head
 from llm.train.task import ModelTask
 
 
+ALGORITHMS = ("ppo", "grpo")
+
+
 @dataclasses.dataclass
 class PPOSettings:
   algo: str = "ppo"          # or "grpo"
@@ -65,7 +68,7 @@ def _response_mask(responses, stop_id):
 
 
 class PPOTask(ModelTask):
-  """trainable = {"model": policy, "value_head": {w, b}}; frozen = {"reference", "reward"}.
+  """trainable = {"model": policy, "value_head": {w, b}}; frozen = {"reference", "reward_model"}.
   The policy, the reference and the reward model's backbone are placed on the mesh by the
   decoder's logical axes (ModelTask.logical_axes)."""
 
@@ -86,7 +89,7 @@ class PPOTask(ModelTask):
     self._stats = jax.jit(self._rollout_stats)
 
   def frozen(self) -> dict:
-    return {"reference": self.policy, "reward": self.reward_model or {}}
+    return {"reference": self.policy, "reward_model": self.reward_model or {}}
 
   def init(self, rng):
     trainable = {"model": self.model_params(rng),
@@ -116,7 +119,7 @@ class PPOTask(ModelTask):
     if self.reward_fn is not None:
       scores = self.reward_fn(tokens, mask)
     else:
-      scores = self._scores(frozen["reward"], tokens, last)
+      scores = self._scores(frozen["reward_model"], tokens, last)
     return logp, values, ref_logp, scores
 
   def _sample(self, params, frozen, prompts, rng):

@@ -5,10 +5,14 @@ row (padded, segment 0 on padding); the loss mask covers the response and the cl
 """
 
 import json
+import os
 
 import numpy as np
 
+from llm.align.objective import StageInputs
+from llm.config import fail
 from llm.data.packing import ROW_KEYS
+from llm.tokenizer import load_tokenizer, train_tokenizer
 from llm.train.lm_task import LMTask
 
 
@@ -53,3 +57,29 @@ class SFTTask(LMTask):
   Starting from pretrained weights and chat templates arrive with the alignment stage."""
 
   name = "sft"
+
+
+def check_sft_config(config) -> None:
+  if not config.data.sft_path:
+    fail("data.sft_path", "train.task='sft' needs a JSONL file of prompt/response records",
+         "Set --config.data.sft_path=FILE.")
+
+
+def sft_inputs(config, workdir: str) -> StageInputs:
+  """Rows of data.sft_path's records, tokenized with data.tokenizer_path or with a tokenizer
+  trained on them in the workdir (a resumed run keeps its own)."""
+  pairs = read_pairs(config.data.sft_path)
+  own_tokenizer = os.path.join(workdir, "sft_tokenizer.model")
+  if config.data.tokenizer_path or os.path.exists(own_tokenizer):
+    tokenizer = load_tokenizer(config.data.tokenizer_path or own_tokenizer)
+  else:
+    os.makedirs(workdir, exist_ok=True)
+    tokenizer = train_tokenizer([p + r for p, r in pairs], config.data.tokenizer_vocab_size,
+                                own_tokenizer)
+  rows = sft_rows([(tokenizer.encode(p), tokenizer.encode(r)) for p, r in pairs],
+                  config.data.seq_len, tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id)
+  return StageInputs(tokenizer=tokenizer, rows=rows)
+
+
+def build_sft_task(config, inputs: StageInputs) -> SFTTask:
+  return SFTTask(config, inputs.rows, inputs.eval_rows, init_params=inputs.init_params)

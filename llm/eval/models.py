@@ -21,6 +21,7 @@ from flax import nnx
 
 from llm.model.factory import abstract_model
 from llm.model.sampling import complete_many
+from llm.train.run_loading import load_run
 
 CHAT_ENDS = ("<|im_end|>", "<|eot_id|>")
 OUR_CHATML = "chatml"  # our own template (llm/tokenizer/chat.py), not a Jinja string
@@ -101,33 +102,3 @@ def _hf(path: str):
 def _run(workdir: str, tokenizer_path: str = ""):
   model, params, tokenizer, task = load_run(workdir, tokenizer_path)
   return model, params, tokenizer, None if task == "lm" else OUR_CHATML
-
-
-def load_run(workdir: str, tokenizer_path: str = ""):
-  """(model config, parameters, tokenizer, train.task) of a language-model training run."""
-  from llm.align.standalone import load_trained_params, policy_params
-  from llm.tokenizer import load_tokenizer
-  config_path = os.path.join(workdir, "config.json")
-  if not os.path.exists(config_path):
-    raise FileNotFoundError(f"{workdir} holds no training run (no config.json)")
-  with open(config_path, encoding="utf-8") as f:
-    saved = json.load(f)
-  task = saved["train"].get("task")
-  if task == "reward":
-    raise ValueError(f"{workdir} is a reward model, not a language model; evaluate or export "
-                     "the policy it scores instead")
-  path = tokenizer_path or saved["data"].get("tokenizer_path") or run_tokenizer(workdir)
-  model = ml_collections.ConfigDict(saved["model"])
-  return model, policy_params(load_trained_params(workdir)), load_tokenizer(path), task
-
-
-def run_tokenizer(workdir: str) -> str:
-  """The nearest data/tokenizer.model at or above a run's workdir (the lifecycle layout)."""
-  folder = os.path.abspath(workdir)
-  for _ in range(3):
-    candidate = os.path.join(folder, "data", "tokenizer.model")
-    if os.path.exists(candidate):
-      return candidate
-    folder = os.path.dirname(folder)
-  raise FileNotFoundError(f"no data/tokenizer.model at or above {workdir}: pass "
-                          "--tokenizer=PATH")

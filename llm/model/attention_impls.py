@@ -21,8 +21,10 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
 from kernels.platform import backend_name
-from llm.config import ATTENTION_IMPLS as IMPLS  # noqa: F401  (re-exported)
 from llm.parallel.sharding import BATCH_AXES
+
+# "cudnn" and "triton" run on NVIDIA GPUs only; "auto" picks per platform (resolve)
+IMPLS = ("xla", "pallas", "triton", "cudnn", "auto")
 
 
 def resolve(impl: str, dtype) -> str:

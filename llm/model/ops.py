@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+# "auto": bfloat16 on GPUs and TPUs, float32 on CPU; float16 trains with dynamic loss scaling
+DTYPES = ("auto", *_DTYPES)
 
 
 def dtype_of(name: str):

@@ -14,6 +14,9 @@ _POLICIES = {
 }
 
 
+POLICIES = ("none", *_POLICIES)
+
+
 def apply_remat(fn, policy: str):
   """Wraps `fn` in jax.checkpoint with the named policy; 'none' returns `fn` unchanged."""
   if policy == "none":

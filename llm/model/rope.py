@@ -10,6 +10,8 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+SCALINGS = ("none", "linear", "ntk", "yarn", "llama3")  # what inverse_frequencies dispatches on
+
 
 def inverse_frequencies(head_dim: int, rope) -> tuple[np.ndarray, float]:
   """Returns (inv_freq [head_dim // 2], attention_scale) for the config's RoPE scaling."""

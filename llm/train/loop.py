@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from llm.config import validate
 from llm.io import write_json_atomic, write_text_atomic
+from llm.model.config_checks import check_model_config
 from llm.model.ops import dtype_name
 from llm.train.checkpoint import Checkpointer
 from llm.train.flops import measure_matmul_peak
@@ -56,6 +57,7 @@ def train(config, task: Task, workdir: str, stop_after: int | None = None) -> di
   "state": final state, "frozen": frozen pytree, "incidents": number of incidents}.
   """
   validate(config)
+  check_model_config(config)
   run = TrainingRun(config, task, workdir)
   end = config.train.steps if stop_after is None else min(config.train.steps, stop_after)
   with jax.set_mesh(run.placement.mesh):  # what the model reads (pipeline stages)

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from llm.eval.models import Evaluated, run_tokenizer
+from llm.eval.models import Evaluated
+from llm.train.run_loading import run_tokenizer
 from llm.model.sampling import generate
 from llm.train.lm_task import LMTask
 from llm.train.loop import train
@@ -52,7 +53,7 @@ def test_run_models_explain_what_is_missing(trained_run, tmp_path):
   reward = tmp_path / "reward"
   reward.mkdir()
   saved = json.loads((workdir / "config.json").read_text())
-  saved["train"]["task"] = "reward"
+  saved["train"]["task"] = "reward_model"
   (reward / "config.json").write_text(json.dumps(saved))
   with pytest.raises(ValueError, match="reward model"):
     Evaluated(f"run:{reward}")

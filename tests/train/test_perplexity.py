@@ -5,7 +5,7 @@ import math
 import jax
 import numpy as np
 
-from llm.eval.perplexity import model_perplexity, unigram_perplexity
+from llm.train.perplexity import model_perplexity, unigram_perplexity
 
 
 def test_unigram_perplexity_formula():

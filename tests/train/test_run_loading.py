@@ -1,4 +1,5 @@
-"""Alignment stages run alone start from the parameters an earlier run left in its workdir."""
+"""Runs read back from their workdirs: the parameters an earlier run left, with clear errors
+for what is missing; an alignment objective run alone names the flags it needs."""
 
 import json
 
@@ -6,7 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from llm.align.standalone import load_trained_params, policy_params, run_stage
+from llm.align.earlier_runs import inputs_from_earlier_runs
+from llm.train.run_loading import load_trained_params, policy_params
 from llm.train.lm_task import LMTask
 from llm.train.loop import train
 from tests.conftest import micro_config, random_rows
@@ -34,4 +36,7 @@ def test_missing_or_partial_runs_are_explained(tmp_path):
   config = micro_config()
   config.train.task = "dpo"
   with pytest.raises(ValueError, match="align.init_from"):
-    run_stage(config, str(tmp_path / "run"))
+    inputs_from_earlier_runs(config)
+  config.align.init_from, config.data.tokenizer_path = str(tmp_path), "unused.model"
+  with pytest.raises(ValueError, match="align.reward_model_from"):
+    inputs_from_earlier_runs(config, needs=("reward_model",))

@@ -92,6 +92,18 @@ def one_f_one_b(stage_fn, stage_params, x, extras, stages: int):
   return run(stage_params, x, extras)
 
 
+def one_f_one_b_slots(stages: int) -> int:
+  """Micro-batch inputs a stage keeps for the 1F1B backward (a ring of slots, micro-batch m in
+  slot m % slots): 2S - 1."""
+  return 2 * stages - 1
+
+
+def one_f_one_b_tick(t, stage, stages: int):
+  """(forward, backward) micro-batch that `stage` runs at tick t of the 1F1B backward; one
+  outside [0, M) means idle. Python or traced integers."""
+  return t - stage, t - 2 * stages + 2 + stage
+
+
 def _zero_cotangent(a):
   if jnp.issubdtype(a.dtype, jnp.floating):
     return jnp.zeros_like(a)
@@ -100,7 +112,7 @@ def _zero_cotangent(a):
 
 def _one_f_one_b_backward(stage_fn, stage_params, x, extras, g_out, stages: int):
   microbatches = x.shape[0]
-  slots = 2 * stages - 1
+  slots = one_f_one_b_slots(stages)
   forward_ring = [(i, (i + 1) % stages) for i in range(stages)]
   backward_ring = [(i, (i - 1) % stages) for i in range(stages)]
 
@@ -111,12 +123,11 @@ def _one_f_one_b_backward(stage_fn, stage_params, x, extras, g_out, stages: int)
 
     def tick(t, carry):
       incoming, cot_incoming, saved, grads, dx = carry
-      f = t - stage
+      f, b = one_f_one_b_tick(t, stage, stages)
       f_ok, fi = (f >= 0) & (f < microbatches), jnp.clip(f, 0, microbatches - 1)
       inputs = jnp.where(stage == 0, x[fi], incoming)
       out = stage_fn(params, inputs, pick(extras, fi))
       saved = jnp.where(f_ok, saved.at[fi % slots].set(inputs), saved)
-      b = t - 2 * stages + 2 + stage
       b_ok, bi = (b >= 0) & (b < microbatches), jnp.clip(b, 0, microbatches - 1)
       cot = jnp.where(stage == stages - 1, g_out[bi], cot_incoming)
       _, vjp = jax.vjp(lambda p, h: stage_fn(p, h, pick(extras, bi)), params, saved[bi % slots])

@@ -14,13 +14,13 @@ def micro_config(**model_overrides):
   """A 2-layer, d=32 model with a 64-token vocabulary, sequences of 16."""
   c = default_config()
   c.name = "micro"
-  m = c.model
-  m.vocab_size, m.d_model, m.num_layers = 64, 32, 2
-  m.num_heads, m.num_kv_heads, m.head_dim, m.mlp_dim = 4, 2, 8, 64
-  m.max_seq_len = 32
-  m.rope.original_max_seq_len = 32
+  model = c.model
+  model.vocab_size, model.d_model, model.num_layers = 64, 32, 2
+  model.num_heads, model.num_kv_heads, model.head_dim, model.mlp_dim = 4, 2, 8, 64
+  model.max_seq_len = 32
+  model.rope.original_max_seq_len = 32
   for key, value in model_overrides.items():
-    m[key] = value
+    model[key] = value
   c.data.seq_len = 16
   c.data.tokenizer_vocab_size = 64
   c.train.steps, c.train.batch_size, c.train.progress = 20, 4, False

@@ -139,9 +139,9 @@ def bench_hf(config, rows: dict, peaks: dict, warmup: int, steps: int, autocast:
   torch.manual_seed(0)
   batch_n, seq = config.train.batch_size, config.data.seq_len
   model = LlamaForCausalLM(hf_llama_config(config.model, seq)).train()
-  o = config.optim
-  opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(o.b1, o.b2), eps=o.eps,
-                          weight_decay=o.weight_decay)
+  optim = config.optim
+  opt = torch.optim.AdamW(model.parameters(), lr=optim.lr, betas=(optim.b1, optim.b2),
+                          eps=optim.eps, weight_decay=optim.weight_decay)
   ids = torch.from_numpy(rows["inputs"][:batch_n].astype(np.int64))
   losses = []
 
@@ -149,7 +149,7 @@ def bench_hf(config, rows: dict, peaks: dict, warmup: int, steps: int, autocast:
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
       loss = model(input_ids=ids, labels=ids).loss
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), optim.clip_norm)
     opt.step()
     opt.zero_grad(set_to_none=True)
     losses.append(float(loss.detach()))
@@ -159,7 +159,7 @@ def bench_hf(config, rows: dict, peaks: dict, warmup: int, steps: int, autocast:
   dtype = "bfloat16" if autocast else "float32"
   return {"torch_dtype": "float32", "autocast": "bfloat16" if autocast else None,
           "attn_implementation": model.config._attn_implementation,
-          "threads": torch.get_num_threads(), "grad_clip_norm": o.clip_norm,
+          "threads": torch.get_num_threads(), "grad_clip_norm": optim.clip_norm,
           "params": sum(p.numel() for p in model.parameters()),
           "first_step_s": warm[0] if warm else None, "final_loss": losses[-1],
           **throughput(times, batch_n * seq, flops, peaks, dtype)}

@@ -6,15 +6,15 @@ from llm.config import default_config
 def get_config():
   c = default_config()
   c.name = "base_1b"
-  m = c.model
-  m.vocab_size, m.d_model, m.num_layers = 128256, 2048, 16
-  m.num_heads, m.num_kv_heads, m.head_dim, m.mlp_dim = 32, 8, 64, 8192
-  m.max_seq_len = 8192
-  m.tie_embeddings = True
-  m.compute_dtype = "bfloat16"
-  m.remat_policy = "save_dots"
-  m.rope.theta = 500000.0
-  m.rope.scaling, m.rope.factor, m.rope.original_max_seq_len = "llama3", 32.0, 8192
+  model = c.model
+  model.vocab_size, model.d_model, model.num_layers = 128256, 2048, 16
+  model.num_heads, model.num_kv_heads, model.head_dim, model.mlp_dim = 32, 8, 64, 8192
+  model.max_seq_len = 8192
+  model.tie_embeddings = True
+  model.compute_dtype = "bfloat16"
+  model.remat_policy = "save_dots"
+  model.rope.theta = 500000.0
+  model.rope.scaling, model.rope.factor, model.rope.original_max_seq_len = "llama3", 32.0, 8192
   c.data.seq_len = 8192
   c.data.tokenizer_vocab_size = 128256
   c.train.steps, c.train.batch_size = 100_000, 512

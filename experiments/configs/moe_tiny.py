@@ -7,6 +7,6 @@ from llm.config import load_experiment
 def get_config():
   c = load_experiment("tiny")
   c.name = "moe_tiny"
-  m = c.model
-  m.moe.num_experts, m.moe.top_k, m.moe.expert_mlp_dim = 8, 2, m.mlp_dim // 2
+  model = c.model
+  model.moe.num_experts, model.moe.top_k, model.moe.expert_mlp_dim = 8, 2, model.mlp_dim // 2
   return c

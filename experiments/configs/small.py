@@ -6,14 +6,14 @@ from llm.config import default_config
 def get_config():
   c = default_config()
   c.name = "small"
-  m = c.model
-  m.vocab_size, m.d_model, m.num_layers = 8192, 512, 8
-  m.num_heads, m.num_kv_heads, m.head_dim, m.mlp_dim = 8, 4, 64, 1280
-  m.max_seq_len = 512
-  m.rope.original_max_seq_len = 512
-  m.compute_dtype = "bfloat16"
+  model = c.model
+  model.vocab_size, model.d_model, model.num_layers = 8192, 512, 8
+  model.num_heads, model.num_kv_heads, model.head_dim, model.mlp_dim = 8, 4, 64, 1280
+  model.max_seq_len = 512
+  model.rope.original_max_seq_len = 512
+  model.compute_dtype = "bfloat16"
   # On CPU, XLA copies a scan's stacked residuals; unrolling 8 layers trains ~25% faster.
-  m.scan_layers = False
+  model.scan_layers = False
   c.data.seq_len = 512
   c.data.tokenizer_vocab_size = 8192
   c.data.max_chars = 8_000_000

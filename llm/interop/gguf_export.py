@@ -34,11 +34,10 @@ def llama_cpp_permute(w: np.ndarray, heads: int) -> np.ndarray:
 
 def gguf_tensors(model_config, params: dict) -> dict:
   """GGUF tensor name -> float32 array (HF [out, in] layout, llama.cpp row order)."""
-  m = model_config
-  if m.get("qkv_bias", False):
+  if model_config.get("qkv_bias", False):
     raise ValueError("models with q/k/v biases (Qwen2) do not export to GGUF yet; export to "
                      "HF safetensors with save_hf_checkpoint instead")
-  hf = hf_from_params(params, m)
+  hf = hf_from_params(params, model_config)
   to_gguf = {v: k for k, v in GLOBAL_NAMES.items()}
   layer_names = {v: k for k, v in LAYER_NAMES.items()}
   out, experts = {}, {}
@@ -52,14 +51,16 @@ def gguf_tensors(model_config, params: dict) -> dict:
       experts.setdefault((layer, kind), {})[int(j)] = w
       continue
     if rest.endswith(("q_proj.weight", "k_proj.weight")):
-      w = llama_cpp_permute(w, m.num_heads if "q_proj" in rest else m.num_kv_heads)
+      heads = model_config.num_heads if "q_proj" in rest else model_config.num_kv_heads
+      w = llama_cpp_permute(w, heads)
     out[f"blk.{layer}.{layer_names[rest]}"] = w
   gguf_expert = {v: k for k, v in EXPERT_NAMES.items()}
   for (layer, kind), by_index in experts.items():
     out[f"blk.{layer}.{gguf_expert[kind]}"] = np.stack([by_index[j] for j in sorted(by_index)])
-  if m.rope.scaling == "llama3":
-    plain = 1.0 / m.rope.theta ** (np.arange(0, m.head_dim, 2) / m.head_dim)
-    out["rope_freqs.weight"] = plain / inverse_frequencies(m.head_dim, m.rope)[0]
+  rope, head_dim = model_config.rope, model_config.head_dim
+  if rope.scaling == "llama3":
+    plain = 1.0 / rope.theta ** (np.arange(0, head_dim, 2) / head_dim)
+    out["rope_freqs.weight"] = plain / inverse_frequencies(head_dim, rope)[0]
   return {k: np.asarray(v, np.float32) for k, v in out.items()}
 
 
@@ -69,15 +70,14 @@ def save_gguf(path: str, model_config, params: dict, tokenizer=None, *,
   import gguf
   if tensor_type not in TENSOR_TYPES:
     raise ValueError(f"tensor_type {tensor_type!r}: choose one of {TENSOR_TYPES}")
-  m = model_config
-  hf = hf_config_from_model(m)  # also refuses what no Llama/Mixtral checkpoint can hold
-  if m.rope.scaling == "ntk":
+  hf = hf_config_from_model(model_config)  # also refuses what no Llama/Mixtral checkpoint can hold
+  if model_config.rope.scaling == "ntk":
     raise ValueError("llama.cpp has no NTK-aware RoPE scaling; use linear, yarn or llama3")
-  tensors = gguf_tensors(m, params)
+  tensors = gguf_tensors(model_config, params)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = f"{path}.tmp"
   try:
-    _write(gguf, tmp, m, hf, tensors, tokenizer, name, tensor_type)
+    _write(gguf, tmp, model_config, hf, tensors, tokenizer, name, tensor_type)
   except BaseException:
     if os.path.exists(tmp):
       os.remove(tmp)

@@ -36,33 +36,33 @@ def model_config_from_hf(hf: dict) -> ml_collections.ConfigDict:
   if hf.get("mlp_bias") or (hf.get("attention_bias") and kind != "qwen2"):
     raise ValueError("biases on the MLP or on attention other than Qwen2's q/k/v are not "
                      "supported")
-  m = default_config().model
-  m.vocab_size, m.d_model = hf["vocab_size"], hf["hidden_size"]
-  m.num_layers, m.num_heads = hf["num_hidden_layers"], hf["num_attention_heads"]
-  m.num_kv_heads = hf.get("num_key_value_heads") or m.num_heads
-  m.head_dim = hf.get("head_dim") or m.d_model // m.num_heads
-  m.mlp_dim = hf["intermediate_size"]
-  m.max_seq_len = hf.get("max_position_embeddings", 2048)
-  m.norm_eps = hf.get("rms_norm_eps", 1e-6)
-  m.tie_embeddings = bool(hf.get("tie_word_embeddings", False))
-  m.qkv_bias = kind == "qwen2" and hf.get("attention_bias", True)
-  m.compute_dtype = "float32"
+  model = default_config().model
+  model.vocab_size, model.d_model = hf["vocab_size"], hf["hidden_size"]
+  model.num_layers, model.num_heads = hf["num_hidden_layers"], hf["num_attention_heads"]
+  model.num_kv_heads = hf.get("num_key_value_heads") or model.num_heads
+  model.head_dim = hf.get("head_dim") or model.d_model // model.num_heads
+  model.mlp_dim = hf["intermediate_size"]
+  model.max_seq_len = hf.get("max_position_embeddings", 2048)
+  model.norm_eps = hf.get("rms_norm_eps", 1e-6)
+  model.tie_embeddings = bool(hf.get("tie_word_embeddings", False))
+  model.qkv_bias = kind == "qwen2" and hf.get("attention_bias", True)
+  model.compute_dtype = "float32"
   rope = _rope(hf)
-  m.rope.theta = float(rope["rope_theta"])
-  m.rope.scaling = _ROPE_TYPES[rope["rope_type"]]
-  m.rope.factor = float(rope.get("factor", 1.0))
-  m.rope.original_max_seq_len = int(rope.get("original_max_position_embeddings",
-                                             m.max_seq_len))
+  model.rope.theta = float(rope["rope_theta"])
+  model.rope.scaling = _ROPE_TYPES[rope["rope_type"]]
+  model.rope.factor = float(rope.get("factor", 1.0))
+  model.rope.original_max_seq_len = int(rope.get("original_max_position_embeddings",
+                                                 model.max_seq_len))
   for ours, theirs in (("low_freq_factor", "low_freq_factor"),
                        ("high_freq_factor", "high_freq_factor"),
                        ("beta_fast", "beta_fast"), ("beta_slow", "beta_slow")):
     if theirs in rope:
-      m.rope[ours] = float(rope[theirs])
+      model.rope[ours] = float(rope[theirs])
   if kind == "mixtral":
-    m.moe.num_experts, m.moe.top_k = hf["num_local_experts"], hf["num_experts_per_tok"]
-    m.moe.mode, m.moe.expert_mlp_dim = "dropless", hf["intermediate_size"]
-    m.moe.load_balance_coef = float(hf.get("router_aux_loss_coef", 0.01))
-  return m
+    model.moe.num_experts, model.moe.top_k = hf["num_local_experts"], hf["num_experts_per_tok"]
+    model.moe.mode, model.moe.expert_mlp_dim = "dropless", hf["intermediate_size"]
+    model.moe.load_balance_coef = float(hf.get("router_aux_loss_coef", 0.01))
+  return model
 
 
 def hf_config_from_model(m, *, bos_id: int | None = None, eos_id: int | None = None) -> dict:

@@ -42,22 +42,22 @@ class MoE(nnx.Module):
 
   def __init__(self, m, *, out_std: float, compute_dtype, rngs: nnx.Rngs):
     """`m` is the `config.model` section; `m.moe` holds the expert settings."""
-    e = m.moe
-    mlp_dim = e.expert_mlp_dim or m.mlp_dim
-    total = e.num_experts + e.new_experts
+    moe = m.moe
+    mlp_dim = moe.expert_mlp_dim or m.mlp_dim
+    total = moe.num_experts + moe.new_experts
     self.router = nnx.Param(jax.nn.initializers.normal(m.init_std)(
         rngs.params(), (m.d_model, total)), logical_axes=("embed", "router"))
-    self.gate, self.up, self.down = _expert_params(e.num_experts, m.d_model, mlp_dim,
+    self.gate, self.up, self.down = _expert_params(moe.num_experts, m.d_model, mlp_dim,
                                                    m.init_std, out_std, rngs)
-    if e.new_experts:
+    if moe.new_experts:
       self.new_gate, self.new_up, self.new_down = _expert_params(
-          e.new_experts, m.d_model, mlp_dim, m.init_std, out_std, rngs)
-    self.shared = (SwiGLU(m.d_model, mlp_dim * e.shared_experts, init_std=m.init_std,
+          moe.new_experts, m.d_model, mlp_dim, m.init_std, out_std, rngs)
+    self.shared = (SwiGLU(m.d_model, mlp_dim * moe.shared_experts, init_std=m.init_std,
                           out_std=out_std, compute_dtype=compute_dtype, rngs=rngs)
-                   if e.shared_experts else None)
-    self.num_experts, self.top_k = total, e.top_k
-    self.mode, self.capacity_factor = e.mode, e.capacity_factor
-    self.jitter = e.router_jitter
+                   if moe.shared_experts else None)
+    self.num_experts, self.top_k = total, moe.top_k
+    self.mode, self.capacity_factor = moe.mode, moe.capacity_factor
+    self.jitter = moe.router_jitter
     self.compute_dtype = compute_dtype
 
   def experts(self) -> ExpertWeights:

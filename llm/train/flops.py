@@ -9,14 +9,14 @@ import jax.numpy as jnp
 
 def _mlp_params(m, index: int) -> tuple[int, int]:
   """(total, active per token) matmul parameters of layer `index`'s MLP or MoE."""
-  e = m.moe
-  if not e.num_experts or (index + 1) % e.every:
+  moe = m.moe
+  if not moe.num_experts or (index + 1) % moe.every:
     dense = 3 * m.d_model * m.mlp_dim
     return dense, dense
-  expert = 3 * m.d_model * (e.expert_mlp_dim or m.mlp_dim)
-  experts = e.num_experts + e.new_experts
-  fixed = m.d_model * experts + e.shared_experts * expert  # router, shared experts
-  return fixed + experts * expert, fixed + e.top_k * expert
+  expert = 3 * m.d_model * (moe.expert_mlp_dim or m.mlp_dim)
+  experts = moe.num_experts + moe.new_experts
+  fixed = m.d_model * experts + moe.shared_experts * expert  # router, shared experts
+  return fixed + experts * expert, fixed + moe.top_k * expert
 
 
 def parameter_counts(m) -> dict:

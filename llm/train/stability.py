@@ -38,17 +38,17 @@ class LossMonitor:
     loss, grad_norm = metrics["loss"], metrics.get("grad_norm", 0.0)
     if not math.isfinite(loss) or (not math.isfinite(grad_norm) and not self.float16):
       return Incident(step, "nonfinite", loss, f"loss {loss}, gradient norm {grad_norm}")
-    s = self.config
-    if len(self.window) >= s.min_history:
+    stability = self.config
+    if len(self.window) >= stability.min_history:
       losses = [l for _, l in self.window]
       mean = sum(losses) / len(losses)
       std = math.sqrt(sum((l - mean) ** 2 for l in losses) / len(losses))
-      if s.spike_std and loss > mean + s.spike_std * std:
+      if stability.spike_std and loss > mean + stability.spike_std * std:
         return Incident(step, "spike", loss, f"loss {loss:.4f} > mean {mean:.4f} + "
-                        f"{s.spike_std} x std {std:.4f} of the last {len(losses)} steps")
-      if s.spike_ratio and math.exp(min(loss - mean, 80.0)) > s.spike_ratio:
+                        f"{stability.spike_std} x std {std:.4f} of the last {len(losses)} steps")
+      if stability.spike_ratio and math.exp(min(loss - mean, 80.0)) > stability.spike_ratio:
         return Incident(step, "spike", loss, f"perplexity x{math.exp(loss - mean):.2f} of the "
-                        f"window's (limit x{s.spike_ratio})")
+                        f"window's (limit x{stability.spike_ratio})")
     self.window.append((step, loss))
     return None
 

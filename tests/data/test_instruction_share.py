@@ -43,10 +43,10 @@ def content_chars(doc, tokenizer) -> int:
 @pytest.mark.parametrize("share", [0.1, 0.3])
 def test_instruction_characters_make_up_the_configured_share(tmp_path, share):
   config = micro_config()
-  d = config.data
-  d.max_chars, d.tokenizer_vocab_size, d.heldout_fraction = 600_000, 512, 0.05
-  d.instruction_share = share
-  tokenizer, train, _ = prepare_lm_data(d, str(tmp_path))
+  data = config.data
+  data.max_chars, data.tokenizer_vocab_size, data.heldout_fraction = 600_000, 512, 0.05
+  data.instruction_share = share
+  tokenizer, train, _ = prepare_lm_data(data, str(tmp_path))
   docs = documents(train, tokenizer)
   assert len(docs) == train.manifest["documents"]
   start = tokenizer.special_id(IM_START)

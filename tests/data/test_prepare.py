@@ -10,10 +10,10 @@ from tests.conftest import micro_config
 
 def test_fim_and_instruction_share_reach_the_packed_rows(tmp_path):
   config = micro_config()
-  d = config.data
-  d.max_chars, d.tokenizer_vocab_size, d.heldout_fraction = 60_000, 512, 0.2
-  d.fim_rate, d.fim_spm_rate, d.instruction_share = 0.5, 0.5, 0.05
-  _, train, _ = prepare_lm_data(d, str(tmp_path))
+  data = config.data
+  data.max_chars, data.tokenizer_vocab_size, data.heldout_fraction = 60_000, 512, 0.2
+  data.fim_rate, data.fim_spm_rate, data.instruction_share = 0.5, 0.5, 0.05
+  _, train, _ = prepare_lm_data(data, str(tmp_path))
   layouts = train.manifest["layouts"]
   documents = layouts["none"] + layouts["psm"] + layouts["spm"]
   assert layouts["chat"] > 0 and layouts["psm"] > 0 and layouts["spm"] > 0
@@ -48,10 +48,11 @@ def test_replay_share_mixes_general_data_into_training():
   from llm.data.prepare import training_documents
   from llm.data.curation.stats import estimate_tokens
   config = micro_config()
-  d = config.data
-  d.source, d.max_chars, d.replay_source, d.replay_share = "chitchat", 300_000, "shakespeare", 0.05
+  data = config.data
+  data.source, data.max_chars = "chitchat", 300_000
+  data.replay_source, data.replay_share = "shakespeare", 0.05
   validate(config)
-  docs, heldout = training_documents(d)
+  docs, heldout = training_documents(data)
   replay = [x for x in docs if x["meta"].get("replay")]
   assert replay and all(x["source"] == "shakespeare" for x in replay)
   assert {x["source"] for x in docs if not x["meta"].get("replay")} == {"chitchat"}

@@ -117,16 +117,16 @@ def test_k_quants_match_a_naive_block_decoder(tmp_path):
 def test_a_llama_gguf_matches_transformers_loading_the_same_file(llama_gguf, monkeypatch):
   directory, original, rounded_model, tokens_list = llama_gguf
   config, params, tokenizer = load_gguf(str(directory / GGUF_NAME))
-  m = config.model
-  assert (m.vocab_size, m.d_model, m.num_heads, m.num_kv_heads, m.head_dim, m.mlp_dim) == (
-      len(tokens_list), 64, 8, 2, 8, 96)
+  model = config.model
+  assert (model.vocab_size, model.d_model, model.num_heads, model.num_kv_heads, model.head_dim,
+          model.mlp_dim) == (len(tokens_list), 64, 8, 2, 8, 96)
   assert tokenizer.vocab_size == len(tokens_list)
 
   hf = transformers.AutoModelForCausalLM.from_pretrained(
       str(directory), gguf_file=GGUF_NAME, dtype=torch.float32).eval()
   assert type(hf).__name__ == "LlamaForCausalLM"
   tokens = np.random.default_rng(1).integers(0, len(tokens_list), size=(2, 16))
-  ours = our_logits(m, params, tokens)
+  ours = our_logits(model, params, tokens)
   theirs, exact, expected = (hf_logits(x, tokens) for x in (hf, original, rounded_model))
   diff = lambda a, b: float(np.abs(a - b).max())  # noqa: E731
   # Undo nothing: what a loader that forgets llama.cpp's q/k row order would produce.
@@ -200,10 +200,10 @@ def test_a_mixtral_gguf_matches_the_torch_model_it_was_written_from(tmp_path):
       v.copy_(torch.from_numpy(rounded(v.numpy(), "Q8_0")))
 
   loaded, params, _ = load_gguf(str(tmp_path / "tiny-mixtral.gguf"))
-  m = loaded.model
-  assert (m.moe.num_experts, m.moe.top_k, m.mlp_dim) == (4, 2, 96)
+  model_config = loaded.model
+  assert (model_config.moe.num_experts, model_config.moe.top_k, model_config.mlp_dim) == (4, 2, 96)
   tokens = np.random.default_rng(2).integers(0, len(tokens_list), size=(2, 16))
-  ours, theirs = our_logits(m, params, tokens), hf_logits(model, tokens)
+  ours, theirs = our_logits(model_config, params, tokens), hf_logits(model, tokens)
   print(f"\nGGUF mixtral: max|logit| {np.abs(theirs).max():.3g}, "
         f"max|ours - torch| {np.abs(ours - theirs).max():.3g}")
   assert np.abs(theirs).max() > 1.0

@@ -32,34 +32,34 @@ def random_params(model_config, seed=0) -> dict:
 
 
 def model_config(tokenizer, **overrides):
-  m = micro_config(vocab_size=tokenizer.vocab_size, **overrides).model
-  m.compute_dtype = "float32"
-  return m
+  model = micro_config(vocab_size=tokenizer.vocab_size, **overrides).model
+  model.compute_dtype = "float32"
+  return model
 
 
 @pytest.mark.parametrize("kind", ["dense", "moe", "llama3_rope"])
 def test_an_exported_gguf_comes_back_with_the_same_logits_and_tokenizer(tmp_path, kind,
                                                                         small_tokenizer):
-  m = model_config(small_tokenizer)
+  model = model_config(small_tokenizer)
   if kind == "moe":
-    m.moe.num_experts, m.moe.top_k = 4, 2
+    model.moe.num_experts, model.moe.top_k = 4, 2
   if kind == "llama3_rope":  # head_dim 64: several frequencies inside the wavelength band
-    m.num_heads, m.num_kv_heads, m.head_dim, m.max_seq_len = 2, 1, 64, 128
-    m.rope.update(theta=500000.0, scaling="llama3", factor=8.0, low_freq_factor=1.0,
+    model.num_heads, model.num_kv_heads, model.head_dim, model.max_seq_len = 2, 1, 64, 128
+    model.rope.update(theta=500000.0, scaling="llama3", factor=8.0, low_freq_factor=1.0,
                   high_freq_factor=4.0, original_max_seq_len=64)
-  params = random_params(m)
-  path = save_gguf(str(tmp_path / "ours.gguf"), m, params, small_tokenizer)
+  params = random_params(model)
+  path = save_gguf(str(tmp_path / "ours.gguf"), model, params, small_tokenizer)
   loaded, back, tokenizer = load_gguf(path)
-  tokens = np.random.default_rng(1).integers(0, m.vocab_size, size=(2, m.max_seq_len))
-  ours = our_logits(m, params, tokens)
+  tokens = np.random.default_rng(1).integers(0, model.vocab_size, size=(2, model.max_seq_len))
+  ours = our_logits(model, params, tokens)
   assert np.abs(ours).max() > 1.0
   # llama3: the band is refitted from float32 factors, so frequencies move in the last bits
   np.testing.assert_allclose(our_logits(loaded.model, back, tokens), ours, rtol=0,
                              atol=1e-4 if kind == "llama3_rope" else 1e-5)
   if kind == "llama3_rope":
-    r = loaded.model.rope
-    assert (r.scaling, r.factor) == ("llama3", 8.0)
-    assert abs(r.low_freq_factor / r.high_freq_factor - 0.25) < 1e-6  # the same band
+    rope = loaded.model.rope
+    assert (rope.scaling, rope.factor) == ("llama3", 8.0)
+    assert abs(rope.low_freq_factor / rope.high_freq_factor - 0.25) < 1e-6  # the same band
   for text in TEXTS:
     assert tokenizer.encode(text) == small_tokenizer.encode(text)
   assert tokenizer.special_tokens() == small_tokenizer.special_tokens()
@@ -67,25 +67,25 @@ def test_an_exported_gguf_comes_back_with_the_same_logits_and_tokenizer(tmp_path
 
 
 def test_transformers_loads_an_exported_gguf_with_the_same_logits(tmp_path, small_tokenizer):
-  m = model_config(small_tokenizer)
-  params = random_params(m, seed=2)
-  save_gguf(str(tmp_path / "ours.gguf"), m, params, small_tokenizer)
+  model = model_config(small_tokenizer)
+  params = random_params(model, seed=2)
+  save_gguf(str(tmp_path / "ours.gguf"), model, params, small_tokenizer)
   hf = transformers.AutoModelForCausalLM.from_pretrained(
       str(tmp_path), gguf_file="ours.gguf", dtype=torch.float32).eval()
-  tokens = np.random.default_rng(3).integers(0, m.vocab_size, size=(2, 24))
-  ours, theirs = our_logits(m, params, tokens), hf_logits(hf, tokens)
+  tokens = np.random.default_rng(3).integers(0, model.vocab_size, size=(2, 24))
+  ours, theirs = our_logits(model, params, tokens), hf_logits(hf, tokens)
   print(f"\nexported GGUF in transformers: max|diff| {np.abs(ours - theirs).max():.2e}, "
         f"max|logit| {np.abs(ours).max():.3g}")
   np.testing.assert_allclose(theirs, ours, atol=1e-4, rtol=0)
 
 
 def test_quantized_exports_store_quantized_matrices(tmp_path, small_tokenizer):
-  m = model_config(small_tokenizer)
-  params = random_params(m, seed=4)
-  tokens = np.random.default_rng(5).integers(0, m.vocab_size, size=(2, 16))
-  ours = our_logits(m, params, tokens)
+  model = model_config(small_tokenizer)
+  params = random_params(model, seed=4)
+  tokens = np.random.default_rng(5).integers(0, model.vocab_size, size=(2, 16))
+  ours = our_logits(model, params, tokens)
   for kind, bound in (("F16", 0.01), ("Q8_0", 0.1)):  # random weights, std 0.3: chaotic
-    path = save_gguf(str(tmp_path / f"{kind}.gguf"), m, params, small_tokenizer,
+    path = save_gguf(str(tmp_path / f"{kind}.gguf"), model, params, small_tokenizer,
                      tensor_type=kind)
     types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(path).tensors}
     assert types["blk.0.attn_q.weight"] == kind and types["blk.0.attn_norm.weight"] == "F32"
@@ -95,11 +95,11 @@ def test_quantized_exports_store_quantized_matrices(tmp_path, small_tokenizer):
 
 
 def test_what_llama_cpp_cannot_hold_is_refused(tmp_path, small_tokenizer):
-  m = model_config(small_tokenizer)
-  params = random_params(m)
+  model = model_config(small_tokenizer)
+  params = random_params(model)
   with pytest.raises(ValueError, match="tensor_type"):
-    save_gguf(str(tmp_path / "x.gguf"), m, params, tensor_type="Q4_K")
-  m.rope.update(scaling="ntk", factor=2.0)
+    save_gguf(str(tmp_path / "x.gguf"), model, params, tensor_type="Q4_K")
+  model.rope.update(scaling="ntk", factor=2.0)
   with pytest.raises(ValueError, match="NTK"):
-    save_gguf(str(tmp_path / "x.gguf"), m, params)
+    save_gguf(str(tmp_path / "x.gguf"), model, params)
   assert not list(tmp_path.iterdir())  # nothing half-written

@@ -50,18 +50,18 @@ def test_imported_checkpoints_match_transformers(tmp_path, kind):
 @pytest.mark.parametrize("moe", [False, True])
 def test_exported_checkpoints_load_in_transformers_with_the_same_logits(tmp_path, moe):
   from tests.conftest import micro_config
-  m = micro_config(vocab_size=96, d_model=64, num_heads=8, num_kv_heads=2, head_dim=8,
-                   mlp_dim=80, tie_embeddings=moe, init_std=0.15).model
+  model_config = micro_config(vocab_size=96, d_model=64, num_heads=8, num_kv_heads=2,
+                              head_dim=8, mlp_dim=80, tie_embeddings=moe, init_std=0.15).model
   if moe:
-    m.moe.num_experts, m.moe.top_k = 4, 2
-  params = nnx.to_pure_dict(nnx.state(build_model(m, seed=3), nnx.Param))
-  save_hf_checkpoint(str(tmp_path / "export"), m, params)
+    model_config.moe.num_experts, model_config.moe.top_k = 4, 2
+  params = nnx.to_pure_dict(nnx.state(build_model(model_config, seed=3), nnx.Param))
+  save_hf_checkpoint(str(tmp_path / "export"), model_config, params)
   model = transformers.AutoModelForCausalLM.from_pretrained(
       str(tmp_path / "export"), dtype=torch.float32).eval()
   assert type(model).__name__ == ("MixtralForCausalLM" if moe else "LlamaForCausalLM")
   tokens = _tokens(96, seed=1)
-  np.testing.assert_allclose(hf_logits(model, tokens), our_logits(m, params, tokens),
+  np.testing.assert_allclose(hf_logits(model, tokens), our_logits(model_config, params, tokens),
                              atol=1e-4, rtol=0)
   reloaded, again, _ = load_hf_checkpoint(str(tmp_path / "export"))  # and back in, bitwise
   np.testing.assert_array_equal(our_logits(reloaded.model, again, tokens),
-                                our_logits(m, params, tokens))
+                                our_logits(model_config, params, tokens))

@@ -12,10 +12,10 @@ from tests.conftest import micro_config
 
 
 def _layer(mode="dropless", capacity_factor=1.25, experts=4, top_k=2, shared=0):
-  m = micro_config().model
-  m.moe.num_experts, m.moe.top_k, m.moe.mode = experts, top_k, mode
-  m.moe.capacity_factor, m.moe.shared_experts = capacity_factor, shared
-  return MoE(m, out_std=0.05, compute_dtype=jnp.float32, rngs=nnx.Rngs(params=3))
+  model = micro_config().model
+  model.moe.num_experts, model.moe.top_k, model.moe.mode = experts, top_k, mode
+  model.moe.capacity_factor, model.moe.shared_experts = capacity_factor, shared
+  return MoE(model, out_std=0.05, compute_dtype=jnp.float32, rngs=nnx.Rngs(params=3))
 
 
 def _inputs(seed=0, batch=2, seq=8, d=32):

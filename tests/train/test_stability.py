@@ -31,15 +31,16 @@ def _events(workdir):
 
 
 def test_monitor_flags_spikes_and_non_finite_values():
-  s = default_config().stability
-  s.min_history, s.spike_std = 5, 6.0
-  monitor = LossMonitor(s, float16=False)
+  stability = default_config().stability
+  stability.min_history, stability.spike_std = 5, 6.0
+  monitor = LossMonitor(stability, float16=False)
   for step, loss in enumerate([4.0, 4.1, 3.9, 4.05, 3.95, 4.0]):
     assert monitor.check(step, {"loss": loss, "grad_norm": 1.0}) is None
   assert monitor.check(6, {"loss": 40.0, "grad_norm": 1.0}).kind == "spike"
   assert monitor.check(7, {"loss": 4.0, "grad_norm": math.nan}).kind == "nonfinite"
   assert monitor.check(8, {"loss": math.inf, "grad_norm": 1.0}).kind == "nonfinite"
-  fp16 = LossMonitor(s, float16=True)  # an overflowing gradient is the loss scaler's business
+  # an overflowing gradient is the loss scaler's business
+  fp16 = LossMonitor(stability, float16=True)
   assert fp16.check(0, {"loss": 4.0, "grad_norm": math.inf}) is None
 
 

@@ -11,7 +11,21 @@ log ref(y_l)):
 import jax
 import jax.numpy as jnp
 
-LOSS_TYPES = ("sigmoid", "ipo")
+
+
+def _sigmoid(h, beta, label_smoothing):
+  return (-(1.0 - label_smoothing) * jax.nn.log_sigmoid(beta * h)
+          - label_smoothing * jax.nn.log_sigmoid(-beta * h))
+
+
+def _ipo(h, beta, label_smoothing):
+  del label_smoothing
+  return (h - 1.0 / (2.0 * beta)) ** 2
+
+
+# loss_type -> per-pair loss(h, beta, label_smoothing); a new variant is one entry here.
+LOSSES = {"sigmoid": _sigmoid, "ipo": _ipo}
+LOSS_TYPES = tuple(LOSSES)
 
 
 def sequence_logprobs(logits, targets, mask):
@@ -28,13 +42,9 @@ def dpo_loss(policy_chosen, policy_rejected, reference_chosen, reference_rejecte
   chosen_ratio = policy_chosen - reference_chosen
   rejected_ratio = policy_rejected - reference_rejected
   h = chosen_ratio - rejected_ratio
-  if loss_type == "sigmoid":
-    losses = (-(1.0 - label_smoothing) * jax.nn.log_sigmoid(beta * h)
-              - label_smoothing * jax.nn.log_sigmoid(-beta * h))
-  elif loss_type == "ipo":
-    losses = (h - 1.0 / (2.0 * beta)) ** 2
-  else:
+  if loss_type not in LOSSES:
     raise ValueError(f"unknown DPO loss_type {loss_type!r}; choose one of {LOSS_TYPES}")
+  losses = LOSSES[loss_type](h, beta, label_smoothing)
   chosen_reward, rejected_reward = beta * chosen_ratio, beta * rejected_ratio
   metrics = {"rewards/chosen": jnp.mean(chosen_reward),
              "rewards/rejected": jnp.mean(rejected_reward),

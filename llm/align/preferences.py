@@ -3,7 +3,8 @@ their rows for reward modelling and DPO.
 
 Data card (see also README, "Alignment"):
 - source: the first user turn and first assistant reply of ShareGPT conversations
-  (`llm.data.curation.packaged.sharegpt_conversations`, user-shared ChatGPT dialogs, licence unclear);
+  (`llm.data.curation.packaged.sharegpt_conversations`, user-shared ChatGPT dialogs, licence
+  unclear);
 - chosen: that conversation's own assistant reply;
 - rejected, alternating by pair: "off_topic", the first assistant reply of another randomly
   drawn conversation (fluent but not an answer), or "truncated", the chosen reply cut after its

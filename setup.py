@@ -36,7 +36,9 @@ setup(
     extras_require={
         # the interop parity tests run against transformers, so tests bring the interop extra;
         # triton compiles our Triton kernel to a cubin without a GPU
-        "test": ["pytest==9.2.0", "hypothesis==6.170.15", "datasketch==2.0.0", "ray==2.60.0",
+        # pytest-xdist: the suite runs on two workers (pytest.ini)
+        "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "hypothesis==6.170.15",
+                 "datasketch==2.0.0", "ray==2.60.0",
                  "torch==2.13.0", "transformers==5.23.0", "accelerate==1.15.0",
                  "safetensors==0.8.0", "gguf==0.19.0", "triton==3.6.0"],
         "gpu": ["jax[cuda12]==0.10.2", "jax-triton==0.3.1"],

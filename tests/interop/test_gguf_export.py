@@ -76,7 +76,7 @@ def test_transformers_loads_an_exported_gguf_with_the_same_logits(tmp_path, smal
   ours, theirs = our_logits(model, params, tokens), hf_logits(hf, tokens)
   print(f"\nexported GGUF in transformers: max|diff| {np.abs(ours - theirs).max():.2e}, "
         f"max|logit| {np.abs(ours).max():.3g}")
-  np.testing.assert_allclose(theirs, ours, atol=1e-4, rtol=0)
+  np.testing.assert_allclose(theirs, ours, atol=6e-5, rtol=0)  # README's bound; measured 2.7e-5
 
 
 def test_quantized_exports_store_quantized_matrices(tmp_path, small_tokenizer):

@@ -43,6 +43,8 @@ def test_logits_match_transformers_on_real_prompts(ours, theirs):
     with torch.no_grad():
       expected = model(torch.tensor([ids])).logits.numpy()
     got = np.asarray(ours.logits([ids]))
+    print(f"\n{prompt[:20]!r}: max|logit| {np.abs(expected).max():.3g}, "
+          f"max|ours - transformers| {np.abs(got - expected).max():.2e}")
     assert np.abs(expected).max() > 20  # real logits, not a degenerate model
     assert np.abs(got - expected).max() <= 5e-4, (prompt, np.abs(got - expected).max())
     np.testing.assert_array_equal(got.argmax(-1), expected.argmax(-1))
@@ -61,6 +63,7 @@ def test_greedy_chat_reply_equals_transformers_and_names_paris(ours, theirs):
                               eos_token_id=None)[0, len(ids):].tolist()
   assert ours_tokens == expected
   assert "Paris" in ours.tokenizer.decode(ours_tokens)
+  assert ours.chat("What is the capital of France?") == "The capital of France is Paris."
 
 
 def test_message_text_cannot_forge_control_tokens(ours):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from llm.config import ConfigError, validate
+from llm.config import ConfigError
+from llm.model.config_checks import check_model_config
 from llm.model import build_model
 from llm.model.lora import merge_lora
 from llm.model.upcycle import grow
@@ -64,4 +65,4 @@ def test_unknown_target_is_a_config_error():
   config = _lora_config()
   config.model.lora.targets = "q_proj,wq"
   with pytest.raises(ConfigError, match="wq"):
-    validate(config)
+    check_model_config(config)

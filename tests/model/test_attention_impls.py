@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from llm.config import validate
+from llm.model.config_checks import check_model_config
 from llm.model import build_model
 from llm.model.attention_impls import resolve
 from tests.conftest import micro_config
@@ -49,7 +49,7 @@ def test_decoding_with_a_cache_falls_back_to_xla():
 @pytest.mark.parametrize("impl", ["pallas", "triton", "cudnn", "auto"])
 def test_config_accepts_every_implementation(impl):
   c = micro_config(attention_impl=impl)
-  validate(c)
+  check_model_config(c)
 
 
 def test_auto_is_xla_on_cpu():

@@ -86,10 +86,10 @@ def save_gguf(path: str, model_config, params: dict, tokenizer=None, *,
   return path
 
 
-def _write(gguf, tmp: str, m, hf: dict, tensors: dict, tokenizer, name: str,
+def _write(gguf, tmp: str, model_config, hf: dict, tensors: dict, tokenizer, name: str,
            tensor_type: str) -> None:
   writer = gguf.GGUFWriter(tmp, "llama")
-  _write_metadata(writer, gguf, m, hf, name, tensor_type)
+  _write_metadata(writer, gguf, model_config, hf, name, tensor_type)
   if tokenizer is not None:
     _write_sentencepiece(writer, tokenizer)
   for tensor_name, w in tensors.items():
@@ -115,26 +115,26 @@ def _storage_type(w: np.ndarray, tensor_type: str) -> str:
   return "F16" if tensor_type == "Q8_0" and w.shape[-1] % 32 else tensor_type
 
 
-def _write_metadata(writer, gguf, m, hf: dict, name: str, tensor_type: str) -> None:
+def _write_metadata(writer, gguf, model_config, hf: dict, name: str, tensor_type: str) -> None:
   writer.add_name(name)
-  writer.add_block_count(m.num_layers)
-  writer.add_context_length(m.max_seq_len)
-  writer.add_embedding_length(m.d_model)
+  writer.add_block_count(model_config.num_layers)
+  writer.add_context_length(model_config.max_seq_len)
+  writer.add_embedding_length(model_config.d_model)
   writer.add_feed_forward_length(hf["intermediate_size"])
-  writer.add_head_count(m.num_heads)
-  writer.add_head_count_kv(m.num_kv_heads)
-  writer.add_key_length(m.head_dim)
-  writer.add_value_length(m.head_dim)
-  writer.add_rope_dimension_count(m.head_dim)
-  writer.add_rope_freq_base(m.rope.theta)
-  writer.add_layer_norm_rms_eps(m.norm_eps)
-  if m.rope.scaling in ("linear", "yarn"):
-    writer.add_rope_scaling_type(gguf.RopeScalingType[m.rope.scaling.upper()])
-    writer.add_rope_scaling_factor(m.rope.factor)
-    writer.add_rope_scaling_orig_ctx_len(m.rope.original_max_seq_len)
-  if m.moe.num_experts:
-    writer.add_expert_count(m.moe.num_experts)
-    writer.add_expert_used_count(m.moe.top_k)
+  writer.add_head_count(model_config.num_heads)
+  writer.add_head_count_kv(model_config.num_kv_heads)
+  writer.add_key_length(model_config.head_dim)
+  writer.add_value_length(model_config.head_dim)
+  writer.add_rope_dimension_count(model_config.head_dim)
+  writer.add_rope_freq_base(model_config.rope.theta)
+  writer.add_layer_norm_rms_eps(model_config.norm_eps)
+  if model_config.rope.scaling in ("linear", "yarn"):
+    writer.add_rope_scaling_type(gguf.RopeScalingType[model_config.rope.scaling.upper()])
+    writer.add_rope_scaling_factor(model_config.rope.factor)
+    writer.add_rope_scaling_orig_ctx_len(model_config.rope.original_max_seq_len)
+  if model_config.moe.num_experts:
+    writer.add_expert_count(model_config.moe.num_experts)
+    writer.add_expert_used_count(model_config.moe.top_k)
   writer.add_file_type({"F32": gguf.LlamaFileType.ALL_F32, "F16": gguf.LlamaFileType.MOSTLY_F16,
                         "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[tensor_type])
 

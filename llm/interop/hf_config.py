@@ -65,37 +65,44 @@ def model_config_from_hf(hf: dict) -> ml_collections.ConfigDict:
   return model
 
 
-def hf_config_from_model(m, *, bos_id: int | None = None, eos_id: int | None = None) -> dict:
+def hf_config_from_model(model_config, *, bos_id: int | None = None,
+                         eos_id: int | None = None) -> dict:
   """An HF config.json dict (Llama, or Mixtral for a mixture of experts) for our model."""
-  if m.moe.num_experts and (m.moe.every != 1 or m.moe.shared_experts or m.moe.new_experts):
+  moe, rope = model_config.moe, model_config.rope
+  if moe.num_experts and (moe.every != 1 or moe.shared_experts or moe.new_experts):
     raise ValueError("only Mixtral-style MoE (every layer, no shared or added experts) exports")
-  if m.side_adapter_dim or m.lora.rank:
+  if model_config.side_adapter_dim or model_config.lora.rank:
     raise ValueError("merge LoRA (llm.model.lora.merge_lora) and drop side adapters before "
                      "export: HF Llama has neither")
-  rope = {"rope_theta": m.rope.theta, "rope_type": {v: k for k, v in _ROPE_TYPES.items()}[
-      m.rope.scaling]}
-  if m.rope.scaling != "none":
-    rope.update(factor=m.rope.factor, original_max_position_embeddings=m.rope.original_max_seq_len)
-  if m.rope.scaling == "llama3":
-    rope.update(low_freq_factor=m.rope.low_freq_factor, high_freq_factor=m.rope.high_freq_factor)
-  if m.rope.scaling == "yarn":
-    rope.update(beta_fast=m.rope.beta_fast, beta_slow=m.rope.beta_slow)
-  hf = {"vocab_size": m.vocab_size, "hidden_size": m.d_model, "intermediate_size": m.mlp_dim,
-        "num_hidden_layers": m.num_layers, "num_attention_heads": m.num_heads,
-        "num_key_value_heads": m.num_kv_heads, "head_dim": m.head_dim, "hidden_act": "silu",
-        "max_position_embeddings": m.max_seq_len, "rms_norm_eps": m.norm_eps,
-        "tie_word_embeddings": bool(m.tie_embeddings), "rope_parameters": rope,
-        "rope_theta": m.rope.theta, "attention_bias": False, "mlp_bias": False,
-        "torch_dtype": "float32", "model_type": "llama", "architectures": ["LlamaForCausalLM"]}
-  if m.rope.scaling != "none":
-    hf["rope_scaling"] = dict(rope)
+  rope_parameters = {"rope_theta": rope.theta,
+                     "rope_type": {v: k for k, v in _ROPE_TYPES.items()}[rope.scaling]}
+  if rope.scaling != "none":
+    rope_parameters.update(factor=rope.factor,
+                           original_max_position_embeddings=rope.original_max_seq_len)
+  if rope.scaling == "llama3":
+    rope_parameters.update(low_freq_factor=rope.low_freq_factor,
+                           high_freq_factor=rope.high_freq_factor)
+  if rope.scaling == "yarn":
+    rope_parameters.update(beta_fast=rope.beta_fast, beta_slow=rope.beta_slow)
+  hf = {"vocab_size": model_config.vocab_size, "hidden_size": model_config.d_model,
+        "intermediate_size": model_config.mlp_dim, "num_hidden_layers": model_config.num_layers,
+        "num_attention_heads": model_config.num_heads,
+        "num_key_value_heads": model_config.num_kv_heads, "head_dim": model_config.head_dim,
+        "hidden_act": "silu", "max_position_embeddings": model_config.max_seq_len,
+        "rms_norm_eps": model_config.norm_eps,
+        "tie_word_embeddings": bool(model_config.tie_embeddings),
+        "rope_parameters": rope_parameters, "rope_theta": rope.theta, "attention_bias": False,
+        "mlp_bias": False, "torch_dtype": "float32", "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"]}
+  if rope.scaling != "none":
+    hf["rope_scaling"] = dict(rope_parameters)
   if bos_id is not None:
     hf["bos_token_id"] = bos_id
   if eos_id is not None:
     hf["eos_token_id"] = eos_id
-  if m.moe.num_experts:
+  if moe.num_experts:
     hf.update(model_type="mixtral", architectures=["MixtralForCausalLM"],
-              num_local_experts=m.moe.num_experts, num_experts_per_tok=m.moe.top_k,
-              intermediate_size=m.moe.expert_mlp_dim or m.mlp_dim, sliding_window=None,
-              router_aux_loss_coef=m.moe.load_balance_coef)
+              num_local_experts=moe.num_experts, num_experts_per_tok=moe.top_k,
+              intermediate_size=moe.expert_mlp_dim or model_config.mlp_dim, sliding_window=None,
+              router_aux_loss_coef=moe.load_balance_coef)
   return hf

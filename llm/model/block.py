@@ -19,25 +19,27 @@ from llm.model.ops import dtype_of
 
 class Block(nnx.Module):
 
-  def __init__(self, m, rngs: nnx.Rngs, moe: bool = False):
-    """`m` is the `config.model` section; `moe` makes this block's MLP a mixture of experts."""
-    cd = dtype_of(m.compute_dtype)
-    out_std = m.init_std / math.sqrt(2 * m.num_layers)  # GPT-2 scaling of residual outputs
-    self.attn_norm = RMSNorm(m.d_model, m.norm_eps)
-    self.attn = Attention(m.d_model, m.num_heads, m.num_kv_heads, m.head_dim,
-                          init_std=m.init_std, out_std=out_std, compute_dtype=cd,
-                          impl=m.attention_impl, rngs=rngs, lora=m.lora,
-                          qkv_bias=m.get("qkv_bias", False))
-    self.mlp_norm = RMSNorm(m.d_model, m.norm_eps)
+  def __init__(self, model_config, rngs: nnx.Rngs, moe: bool = False):
+    """`model_config` is the `config.model` section; `moe` makes this block's MLP a mixture of
+    experts."""
+    cd = dtype_of(model_config.compute_dtype)
+    d_model, eps, init_std = model_config.d_model, model_config.norm_eps, model_config.init_std
+    out_std = init_std / math.sqrt(2 * model_config.num_layers)  # GPT-2 residual-output scaling
+    self.attn_norm = RMSNorm(d_model, eps)
+    self.attn = Attention(d_model, model_config.num_heads, model_config.num_kv_heads,
+                          model_config.head_dim, init_std=init_std, out_std=out_std,
+                          compute_dtype=cd, impl=model_config.attention_impl, rngs=rngs,
+                          lora=model_config.lora, qkv_bias=model_config.get("qkv_bias", False))
+    self.mlp_norm = RMSNorm(d_model, eps)
     if moe:
-      self.mlp = MoE(m, out_std=out_std, compute_dtype=cd, rngs=rngs)
+      self.mlp = MoE(model_config, out_std=out_std, compute_dtype=cd, rngs=rngs)
     else:
-      self.mlp = SwiGLU(m.d_model, m.mlp_dim, init_std=m.init_std, out_std=out_std,
-                        compute_dtype=cd, rngs=rngs, lora=m.lora)
+      self.mlp = SwiGLU(d_model, model_config.mlp_dim, init_std=init_std, out_std=out_std,
+                        compute_dtype=cd, rngs=rngs, lora=model_config.lora)
     self.is_moe = moe
-    if m.side_adapter_dim:
-      self.side_norm = RMSNorm(m.d_model, m.norm_eps)
-      self.side = SwiGLU(m.d_model, m.side_adapter_dim, init_std=m.init_std, out_std=0.0,
+    if model_config.side_adapter_dim:
+      self.side_norm = RMSNorm(d_model, eps)
+      self.side = SwiGLU(d_model, model_config.side_adapter_dim, init_std=init_std, out_std=0.0,
                          compute_dtype=cd, rngs=rngs)
 
   def __call__(self, x, rotary, positions, segment_ids, cache=None, cache_index=None, rng=None):

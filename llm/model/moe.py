@@ -40,19 +40,20 @@ def _expert_params(count, d_model, mlp_dim, init_std, out_std, rngs):
 
 class MoE(nnx.Module):
 
-  def __init__(self, m, *, out_std: float, compute_dtype, rngs: nnx.Rngs):
-    """`m` is the `config.model` section; `m.moe` holds the expert settings."""
-    moe = m.moe
-    mlp_dim = moe.expert_mlp_dim or m.mlp_dim
+  def __init__(self, model_config, *, out_std: float, compute_dtype, rngs: nnx.Rngs):
+    """`model_config` is the `config.model` section; its `moe` holds the expert settings."""
+    moe = model_config.moe
+    d_model, init_std = model_config.d_model, model_config.init_std
+    mlp_dim = moe.expert_mlp_dim or model_config.mlp_dim
     total = moe.num_experts + moe.new_experts
-    self.router = nnx.Param(jax.nn.initializers.normal(m.init_std)(
-        rngs.params(), (m.d_model, total)), logical_axes=("embed", "router"))
-    self.gate, self.up, self.down = _expert_params(moe.num_experts, m.d_model, mlp_dim,
-                                                   m.init_std, out_std, rngs)
+    self.router = nnx.Param(jax.nn.initializers.normal(init_std)(
+        rngs.params(), (d_model, total)), logical_axes=("embed", "router"))
+    self.gate, self.up, self.down = _expert_params(moe.num_experts, d_model, mlp_dim,
+                                                   init_std, out_std, rngs)
     if moe.new_experts:
       self.new_gate, self.new_up, self.new_down = _expert_params(
-          moe.new_experts, m.d_model, mlp_dim, m.init_std, out_std, rngs)
-    self.shared = (SwiGLU(m.d_model, mlp_dim * moe.shared_experts, init_std=m.init_std,
+          moe.new_experts, d_model, mlp_dim, init_std, out_std, rngs)
+    self.shared = (SwiGLU(d_model, mlp_dim * moe.shared_experts, init_std=init_std,
                           out_std=out_std, compute_dtype=compute_dtype, rngs=rngs)
                    if moe.shared_experts else None)
     self.num_experts, self.top_k = total, moe.top_k

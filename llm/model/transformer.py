@@ -13,50 +13,53 @@ from llm.model.rope import inverse_frequencies, rotary_tables
 from llm.parallel.pipeline import constrain_activations, gpipe, mesh_stages, one_f_one_b
 
 
-def _stacked_blocks(m, rngs: nnx.Rngs):
+def _stacked_blocks(model_config, rngs: nnx.Rngs):
   """`num_layers` blocks whose parameters carry a leading 'layers' axis, ready for lax.scan."""
   @nnx.vmap(in_axes=0, out_axes=0)
   def make(key):
-    return Block(m, nnx.Rngs(params=key), moe=m.moe.num_experts > 0)
-  blocks = make(jax.random.split(rngs.params(), m.num_layers))
+    return Block(model_config, nnx.Rngs(params=key), moe=model_config.moe.num_experts > 0)
+  blocks = make(jax.random.split(rngs.params(), model_config.num_layers))
   for _, var in nnx.iter_graph(blocks):
     if isinstance(var, nnx.Variable):
       var.set_metadata(logical_axes=("layers",) + tuple(var.get_metadata()["logical_axes"]))
   return blocks
 
 
-def is_moe_layer(m, index: int) -> bool:
+def is_moe_layer(model_config, index: int) -> bool:
   """MoE replaces the MLP in every `moe.every`-th layer (all of them when every == 1)."""
-  return m.moe.num_experts > 0 and (index + 1) % m.moe.every == 0
+  return model_config.moe.num_experts > 0 and (index + 1) % model_config.moe.every == 0
 
 
 class Transformer(nnx.Module):
 
-  def __init__(self, m, rngs: nnx.Rngs):
-    """`m` is the `config.model` section."""
+  def __init__(self, model_config, rngs: nnx.Rngs):
+    """`model_config` is the `config.model` section."""
     normal = jax.nn.initializers.normal
-    self.embed = nnx.Param(normal(m.init_std)(rngs.params(), (m.vocab_size, m.d_model)),
+    d_model, vocab_size = model_config.d_model, model_config.vocab_size
+    self.embed = nnx.Param(normal(model_config.init_std)(rngs.params(), (vocab_size, d_model)),
                            logical_axes=("vocab", "embed"))
-    if m.scan_layers:
-      self.layers = _stacked_blocks(m, rngs)
+    if model_config.scan_layers:
+      self.layers = _stacked_blocks(model_config, rngs)
     else:
-      self.layers = nnx.List([Block(m, rngs, moe=is_moe_layer(m, i))
-                              for i in range(m.num_layers)])
-    self.final_norm = RMSNorm(m.d_model, m.norm_eps)
-    if not m.tie_embeddings:
-      self.lm_head = nnx.Param(normal(m.init_std)(rngs.params(), (m.d_model, m.vocab_size)),
+      self.layers = nnx.List([Block(model_config, rngs, moe=is_moe_layer(model_config, i))
+                              for i in range(model_config.num_layers)])
+    self.final_norm = RMSNorm(d_model, model_config.norm_eps)
+    if not model_config.tie_embeddings:
+      self.lm_head = nnx.Param(normal(model_config.init_std)(rngs.params(), (d_model, vocab_size)),
                                logical_axes=("embed", "vocab"))
-    inv_freq, self.rope_attention_scale = inverse_frequencies(m.head_dim, m.rope)
+    inv_freq, self.rope_attention_scale = inverse_frequencies(model_config.head_dim,
+                                                              model_config.rope)
     self.rope_inv_freq = tuple(float(f) for f in inv_freq)
-    self.compute_dtype = dtype_of(m.compute_dtype)
-    self.scan_layers = m.scan_layers
-    self.remat_policy = m.remat_policy
-    self.pipeline_microbatches = m.pipeline_microbatches
-    self.pipeline_schedule = m.pipeline_schedule
-    self.tie_embeddings = m.tie_embeddings
-    self.num_layers = m.num_layers
-    self.num_moe_layers = sum(is_moe_layer(m, i) for i in range(m.num_layers))
-    self.kv_shape = (m.num_kv_heads, m.head_dim)
+    self.compute_dtype = dtype_of(model_config.compute_dtype)
+    self.scan_layers = model_config.scan_layers
+    self.remat_policy = model_config.remat_policy
+    self.pipeline_microbatches = model_config.pipeline_microbatches
+    self.pipeline_schedule = model_config.pipeline_schedule
+    self.tie_embeddings = model_config.tie_embeddings
+    self.num_layers = model_config.num_layers
+    self.num_moe_layers = sum(is_moe_layer(model_config, i)
+                              for i in range(model_config.num_layers))
+    self.kv_shape = (model_config.num_kv_heads, model_config.head_dim)
 
   def __call__(self, tokens, positions=None, segment_ids=None):
     """tokens [batch, seq] -> logits [batch, seq, vocab] float32 (no cache)."""

@@ -1,5 +1,5 @@
 """Every layout on 8 CPU devices trains the same model as one device: losses of 3 steps and
-final parameters within 1e-5 (f32), with parameters and Adam state split as the rules say."""
+final parameters within 5e-7 (f32), with parameters and Adam state split as the rules say."""
 
 import json
 import os
@@ -56,7 +56,8 @@ def test_layout_equals_one_device(results, layout):
   print(f"\n{layout}: max loss diff {r['max_loss_diff']:.2e}, max param diff "
         f"{r['max_param_diff']:.2e}")
   assert r["devices"] == 8
-  assert r["max_loss_diff"] <= 1e-5 and r["max_param_diff"] <= 1e-5
+  # measured: losses 4.8e-7 (one float32 ulp of ~4.2) or 0, parameters at most 1.2e-7
+  assert r["max_loss_diff"] <= 5e-7 and r["max_param_diff"] <= 5e-7
   assert r["specs"]["mlp.up"] == LAYOUTS[layout]
   assert r["specs"]["adam_mu.mlp.up"] == LAYOUTS[layout]  # optimizer state like its param
   assert r["pipelined"] == ("stage" in layout)  # the ppermute ring of the GPipe schedule
@@ -67,8 +68,8 @@ def test_checkpoint_restores_onto_another_layout(results, spec):
   r = results[spec]
   print(f"\n{spec}: step-3 loss {r['step3_loss']:.9f} vs uninterrupted "
         f"{r['reference_step3_loss']:.9f}")
-  # Bitwise on one device; across layouts, reductions run in another order (~1e-7).
-  assert r["loss_diff"] <= (0.0 if spec.endswith("num_devices=1") else 1e-6)
+  # Bitwise on one device; across layouts, reductions run in another order (4.8e-7, one ulp).
+  assert r["loss_diff"] <= (0.0 if spec.endswith("num_devices=1") else 5e-7)
   expected = [None, None, None] if spec.endswith("num_devices=1") else [None, "fsdp", None]
   assert r["restored_specs"]["mlp.up"] == expected
 
@@ -133,5 +134,9 @@ def test_two_processes_of_four_devices_equal_one_process_of_eight(results, tmp_p
   assert code == 0 and lines, out[-3000:]
   multi = json.loads(lines[-1][len("RESULT "):])
   assert multi["processes"] == 2 and multi["devices"] == 8
-  # The same program on the same 8 devices; the partitioner may order reductions differently.
-  assert np.abs(np.subtract(multi["losses"], results[layout]["losses"])).max() <= 1e-6
+  # The same program on the same 8 devices; the partitioner may order reductions differently
+  # (bitwise until the block-boundary activation constraints; since, step 1 is one ulp off).
+  diff = np.abs(np.subtract(multi["losses"], results[layout]["losses"])).max()
+  print(f"\n2 processes x 4 devices vs 1 x 8: losses {multi['losses']} vs "
+        f"{results[layout]['losses']}, max diff {diff:.2e}")
+  assert diff <= 5e-7

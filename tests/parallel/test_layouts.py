@@ -1,5 +1,6 @@
-"""Every layout on 8 CPU devices trains the same model as one device: losses of 3 steps and
-final parameters within 5e-7 (f32), with parameters and Adam state split as the rules say."""
+"""Every layout on 8 CPU devices trains the same model as one device: losses of 3 steps within
+1e-6 and final parameters within 5e-7 (f32; measured: 0 or one float32 ulp, 4.8e-7, and at most
+1.2e-7), with parameters and Adam state split as the rules say."""
 
 import json
 import os
@@ -57,7 +58,7 @@ def test_layout_equals_one_device(results, layout):
         f"{r['max_param_diff']:.2e}")
   assert r["devices"] == 8
   # measured: losses 4.8e-7 (one float32 ulp of ~4.2) or 0, parameters at most 1.2e-7
-  assert r["max_loss_diff"] <= 5e-7 and r["max_param_diff"] <= 5e-7
+  assert r["max_loss_diff"] <= 1e-6 and r["max_param_diff"] <= 5e-7
   assert r["specs"]["mlp.up"] == LAYOUTS[layout]
   assert r["specs"]["adam_mu.mlp.up"] == LAYOUTS[layout]  # optimizer state like its param
   assert r["pipelined"] == ("stage" in layout)  # the ppermute ring of the GPipe schedule
@@ -69,7 +70,7 @@ def test_checkpoint_restores_onto_another_layout(results, spec):
   print(f"\n{spec}: step-3 loss {r['step3_loss']:.9f} vs uninterrupted "
         f"{r['reference_step3_loss']:.9f}")
   # Bitwise on one device; across layouts, reductions run in another order (4.8e-7, one ulp).
-  assert r["loss_diff"] <= (0.0 if spec.endswith("num_devices=1") else 5e-7)
+  assert r["loss_diff"] <= (0.0 if spec.endswith("num_devices=1") else 1e-6)
   expected = [None, None, None] if spec.endswith("num_devices=1") else [None, "fsdp", None]
   assert r["restored_specs"]["mlp.up"] == expected
 
@@ -139,4 +140,4 @@ def test_two_processes_of_four_devices_equal_one_process_of_eight(results, tmp_p
   diff = np.abs(np.subtract(multi["losses"], results[layout]["losses"])).max()
   print(f"\n2 processes x 4 devices vs 1 x 8: losses {multi['losses']} vs "
         f"{results[layout]['losses']}, max diff {diff:.2e}")
-  assert diff <= 5e-7
+  assert diff <= 1e-6

@@ -90,7 +90,7 @@ def chat_reply(tokenizer, graphdef, params, message: str, new_tokens: int, seed:
 QUICK = {"config": {"train.steps": 150, "data.max_chars": 400_000},
          "curation_chars": {"shakespeare": 450_000, "chatterbot": 20_000,
                             "peoples_daily": 20_000, "chinese_reviews": 20_000,
-                            "python_stdlib": 60_000, "chitchat": 20_000},
+                            "python_stdlib": 60_000, "chitchat": 20_000, "sharegpt": 20_000},
          "align_steps": (15, 15, 15, 8), "align_conversations": 300, "new_tokens": 12}
 
 

@@ -1,6 +1,17 @@
-"""Shared fixtures: very small configs so each test compiles quickly on 2 CPU cores."""
+"""Shared fixtures: very small configs so each test compiles quickly on 2 CPU cores.
 
+Compiled programs go to a persistent JAX cache shared by the suite's workers and the programs
+they start: many tests compile the same train step of the same micro model, which is then
+compiled once."""
+
+import os
 import pathlib
+import tempfile
+
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "llm-lifecycle-tests-jax-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 import numpy as np
 import pytest

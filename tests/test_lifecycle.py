@@ -74,6 +74,14 @@ def test_main_runs_sft_from_a_jsonl_file(tmp_path):
   assert json.loads((workdir / "config.json").read_text())["train"]["task"] == "sft"
 
 
+# A small curation stage (as --quick runs it): enough Shakespeare, a little of other sources.
+SMALL_CURATION = ["--curation.sources.shakespeare=450000", "--curation.sources.chatterbot=20000",
+                  "--curation.sources.peoples_daily=20000",
+                  "--curation.sources.chinese_reviews=20000",
+                  "--curation.sources.python_stdlib=60000", "--curation.sources.chitchat=20000",
+                  "--curation.sources.sharegpt=20000"]
+
+
 def test_lifecycle_rerun_on_a_finished_workdir_reports_the_same_training(tmp_path):
   args = ["llm.lifecycle", f"--workdir={tmp_path}", "--config.train.steps=6",
           "--config.optim.warmup_steps=2",

@@ -243,15 +243,18 @@ def main(argv):
   config, curation = _CONFIG.value, _CURATION.value
   align_steps = _align_steps(_ALIGN_STEPS.value)
   conversations, new_tokens = _ALIGN_CONVERSATIONS.value, _NEW_TOKENS.value
-  if _QUICK.value:
+  if _QUICK.value:  # its config values; the alignment and sampling flags if not given
     with config.unlocked():
       for field, value in QUICK["config"].items():
         section, name = field.split(".")
         config[section][name] = value
     for source, chars in QUICK["curation_chars"].items():
       curation.sources[source] = chars
-    align_steps, conversations = QUICK["align_steps"], QUICK["align_conversations"]
-    new_tokens = QUICK["new_tokens"]
+    given = lambda name: flags.FLAGS[name].present
+    align_steps = align_steps if given("align_steps") else QUICK["align_steps"]
+    if not given("align_conversations"):
+      conversations = QUICK["align_conversations"]
+    new_tokens = new_tokens if given("new_tokens") else QUICK["new_tokens"]
   config = validated(config)
   report = run(config, _WORKDIR.value, _PROMPTS.value, new_tokens, curation,
                tuple(_PRETRAIN_SOURCES.value), align_steps, conversations, _CHAT_PROMPT.value,

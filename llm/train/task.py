@@ -85,7 +85,8 @@ class ModelTask(Task):
   def __init__(self, config, init_params: dict | None = None):
     self.config = config
     self.init_params = init_params
-    self.graphdef = nnx.split(abstract_model(config.model), nnx.Param)[0]
+    self.abstract = abstract_model(config.model)  # shapes and axes, traced once
+    self.graphdef = nnx.split(self.abstract, nnx.Param)[0]
 
   def model_params(self, rng: jax.Array) -> dict:
     """The decoder's parameters: `init_params` (copied, shapes checked) or fresh ones."""
@@ -97,14 +98,14 @@ class ModelTask(Task):
     return nnx.to_pure_dict(nnx.state(build_model(self.config.model, seed), nnx.Param))
 
   def parameter_shapes(self) -> dict:
-    return nnx.to_pure_dict(nnx.state(abstract_model(self.config.model), nnx.Param))
+    return nnx.to_pure_dict(nnx.state(self.abstract, nnx.Param))
 
   def model(self, params: dict):
     """The nnx model with these decoder parameters (usable inside jit)."""
     return nnx.merge(self.graphdef, params)
 
   def logical_axes(self) -> dict[str, tuple]:
-    return param_logical_axes(abstract_model(self.config.model))
+    return param_logical_axes(self.abstract)
 
   def tokens_per_example(self) -> int:
     return self.sequences_per_example * self.config.data.seq_len

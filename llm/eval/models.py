@@ -66,14 +66,15 @@ class Evaluated:
     """Replies to single-turn user messages."""
     stop = [self.tokenizer.special_id(t) for t in CHAT_ENDS
             if t in self.tokenizer.special_tokens()]
-    ids = [self._chat_ids([{"role": "user", "content": m}]) for m in messages]
+    ids = [self.chat_ids([{"role": "user", "content": m}]) for m in messages]
     return [self.tokenizer.decode(r) for r in self.greedy(ids, new_tokens, stop)]
 
   def complete(self, prompts: list[str], new_tokens: int) -> list[str]:
     replies = self.greedy([self.tokenizer.encode(p) for p in prompts], new_tokens)
     return [self.tokenizer.decode(r) for r in replies]
 
-  def _chat_ids(self, messages: list[dict]) -> list[int]:
+  def chat_ids(self, messages: list[dict]) -> list[int]:
+    """A conversation in the model's chat template, ready for the assistant's reply."""
     if self.chat_template == OUR_CHATML:
       from llm.tokenizer.chat import render_chat
       return render_chat(self.tokenizer, messages, add_generation_prompt=True)[0]

@@ -15,6 +15,7 @@ from jax.ad_checkpoint import checkpoint_name
 from llm.model import attention_impls
 from llm.model.lora import attach_loras, project
 from llm.model.ops import mixed_einsum
+from llm.model.paged import PagedCache, paged_attend
 from llm.model.rope import apply_rotary
 
 
@@ -115,7 +116,8 @@ class Attention(nnx.Module):
 
   def __call__(self, x, rotary, positions, segment_ids, cache: LayerCache | None = None,
                cache_index=None, rng=None):
-    """x [batch, seq, d_model] -> ([batch, seq, d_model] float32, updated cache or None)."""
+    """x [batch, seq, d_model] -> ([batch, seq, d_model] float32, updated cache or None).
+    `cache`: a dense LayerCache written at `cache_index`, or a PagedCache (serving)."""
     cd = self.compute_dtype
     cos, sin = rotary
     rngs = [None] * 4 if rng is None else list(jax.random.split(rng, 4))
@@ -124,6 +126,9 @@ class Attention(nnx.Module):
     v = self._project("v_proj", "btd,dhk->bthk", x, rngs[2])
     q, k, v = (checkpoint_name(a.astype(cd), n) for a, n in
                ((q, "query_proj"), (k, "key_proj"), (v, "value_proj")))
+    if isinstance(cache, PagedCache):  # the serving engine's step (llm/model/paged.py)
+      out, cache = paged_attend(self.impl, q, k, v, cache)
+      return self._project("o_proj", "bthk,hkd->btd", out, rngs[3]), cache
     k_pos, k_seg = positions, segment_ids
     if cache is not None:
       k, v = (_write_cache(c, x.astype(c.dtype), cache_index) for c, x in ((cache.k, k),

@@ -127,10 +127,10 @@ class Engine:
     self.stats["steps"] += 1
     outputs = []
     for row, item in enumerate(scheduled):
-      seq = item.seq
+      seq, samples = item.seq, item.samples
       seq.computed += item.tokens
       seq.register_full_blocks(self.pool)
-      if not item.samples:
+      if not samples:
         continue
       if len(seq.output) == 0 and seq.preemptions == 0:
         self.stats["prompt_tokens"] += len(seq.prompt)

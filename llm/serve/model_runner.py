@@ -7,8 +7,10 @@ every step with the same four buckets, so serving N requests of random lengths c
 T = S, t = 1). `compilations` counts them.
 """
 
-import numpy as np
+import functools
+
 import jax
+import numpy as np
 import jax.numpy as jnp
 from flax import nnx
 
@@ -25,6 +27,12 @@ def bucket(n: int) -> int:
   return 1 << max(0, (n - 1).bit_length())
 
 
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=(2, 3))
+def _step(graphdef, params, k_pool, v_pool, batch: PagedBatch, sampling: SamplingArrays):
+  logits, k_pool, v_pool = paged_forward(nnx.merge(graphdef, params), k_pool, v_pool, batch)
+  return sample(logits, sampling), k_pool, v_pool
+
+
 class ModelRunner:
 
   def __init__(self, graphdef, params, model_config, *, num_blocks: int, block_size: int,
@@ -34,22 +42,20 @@ class ModelRunner:
     self.eos_ids = tuple(eos_ids)
     self.k_pool, self.v_pool = init_pools(model_config, num_blocks, block_size,
                                           dtype_of(kv_dtype))
-    self.compilations = 0
+    self.graphdef = graphdef
+    self._compiled_before = _step._cache_size()
 
-    def step(params, k_pool, v_pool, batch, sampling):
-      self.compilations += 1  # runs once per trace, i.e. per compiled shape
-      logits, k_pool, v_pool = paged_forward(nnx.merge(graphdef, params), k_pool, v_pool,
-                                             batch)
-      return sample(logits, sampling), k_pool, v_pool
-
-    self._step = jax.jit(step, donate_argnums=(1, 2))
+  @property
+  def compilations(self) -> int:
+    """Programs compiled since this runner started (shared by runners of the same model)."""
+    return _step._cache_size() - self._compiled_before
 
   def execute(self, scheduled: list[Scheduled]) -> Sampled:
     """Runs one step; row i of the result belongs to scheduled[i] (numpy arrays)."""
     batch = self.batch_arrays(scheduled)
     sampling = self.sampling_arrays(scheduled, batch.block_tables.shape[0])
-    out, self.k_pool, self.v_pool = self._step(self.params, self.k_pool, self.v_pool, batch,
-                                               sampling)
+    out, self.k_pool, self.v_pool = _step(self.graphdef, self.params, self.k_pool,
+                                          self.v_pool, batch, sampling)
     return Sampled(*jax.device_get(tuple(out)))
 
   def batch_arrays(self, scheduled: list[Scheduled]) -> PagedBatch:

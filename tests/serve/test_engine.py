@@ -23,7 +23,7 @@ def _run(engine, prompts, params):
   tokens = {str(i): [] for i in range(len(prompts))}
   while engine.has_unfinished():
     for out in engine.step():
-      tokens[out.request_id] += out.token_ids
+      tokens.setdefault(out.request_id, []).extend(out.token_ids)
   return [tokens[str(i)] for i in range(len(prompts))]
 
 
@@ -42,3 +42,94 @@ def test_greedy_batch_with_preemption_and_prefix_hits_equals_each_prompt_alone(m
   uncached = make_engine(micro_model, prefix_caching=False, max_num_batched_tokens=16)
   assert _run(uncached, prompts, greedy) == outputs
   assert uncached.metrics()["prefix_hit_rate"] == 0
+
+
+def _texts(engine, prompts, params):
+  """(final text, per-step text pieces, finish reason) of each request's first choice."""
+  for i, p in enumerate(prompts):
+    engine.add_request(str(i), p, params)
+  pieces, reasons = {str(i): [] for i in range(len(prompts))}, {}
+  while engine.has_unfinished():
+    for out in engine.step():
+      if out.index == 0:
+        pieces[out.request_id].append(out.text)
+        if out.finished:
+          reasons[out.request_id] = out.finish_reason
+  keys = [str(i) for i in range(len(prompts))]
+  return [("".join(pieces[k]), pieces[k], reasons[k]) for k in keys]
+
+
+def test_seeded_sampling_does_not_depend_on_the_batch(micro_model):
+  prompt = [5, 9, 2, 33, 17]
+  params = SamplingParams(max_tokens=12, temperature=1.0, top_p=0.9, top_k=20, seed=7,
+                          ignore_eos=True)
+  alone = _run(make_engine(micro_model), [prompt], params)[0]
+  others = SamplingParams(max_tokens=12, temperature=0.7, seed=1, ignore_eos=True)
+  engine = make_engine(micro_model, max_num_batched_tokens=16)
+  for i, p in enumerate(_prompts(3, seed=4)):
+    engine.add_request(f"other{i}", p, others)
+  assert _run(engine, [prompt], params)[0] == alone
+  unseeded = _run(make_engine(micro_model), [prompt], SamplingParams(
+      max_tokens=12, temperature=1.0, ignore_eos=True))[0]
+  assert unseeded != alone  # (the chance of 12 equal draws is negligible)
+
+
+def test_stop_strings_stop_tokens_and_min_tokens(micro_model):
+  prompt = [5, 9, 2, 33, 17]
+  greedy = dict(max_tokens=14, temperature=0.0, ignore_eos=True)
+  full, _, reason = _texts(make_engine(micro_model), [prompt], SamplingParams(**greedy))[0]
+  assert reason == "length" and len(full) == 14
+  stop = full[5:8]  # three characters = three tokens: found across token boundaries
+  text, pieces, reason = _texts(make_engine(micro_model), [prompt],
+                                SamplingParams(**greedy, stop=("zzzzzzzz", stop)))[0]
+  assert text == full[:full.index(stop)] and reason == "stop"
+  assert all(stop not in piece for piece in pieces)
+  tokens = _run(make_engine(micro_model), [prompt], SamplingParams(**greedy))[0]
+  stop_id = tokens[3]
+  cut = _run(make_engine(micro_model), [prompt],
+             SamplingParams(**greedy, stop_token_ids=(stop_id,)))[0]
+  assert cut == tokens[:tokens.index(stop_id) + 1]
+  late = _run(make_engine(micro_model), [prompt],
+              SamplingParams(**greedy, stop_token_ids=(stop_id,), min_tokens=6))[0]
+  assert stop_id not in late[:6] and len(late) >= 6
+
+
+def test_logprobs_are_the_models_own(micro_model):
+  graphdef, params, _ = micro_model
+  prompt = [5, 9, 2, 33, 17]
+  engine = make_engine(micro_model)
+  engine.add_request("a", prompt, SamplingParams(max_tokens=1, temperature=0.0, logprobs=5))
+  out = engine.step()[0]
+  from flax import nnx
+  logits = nnx.merge(graphdef, params)(np.asarray([prompt]))[0, -1]
+  reference = np.asarray(logits - np.log(np.sum(np.exp(logits - logits.max()))) - logits.max())
+  entry = out.logprobs[0]
+  assert entry.token_id == int(np.argmax(reference))
+  np.testing.assert_allclose(entry.logprob, reference.max(), atol=1e-5)
+  expected = np.argsort(-reference)[:5]
+  assert [i for i, _ in entry.top] == expected.tolist()
+  np.testing.assert_allclose([v for _, v in entry.top], reference[expected], atol=1e-5)
+
+
+def test_n_choices_abort_and_context_limit(micro_model):
+  engine = make_engine(micro_model)
+  engine.add_request("two", [5, 9, 2], SamplingParams(max_tokens=6, temperature=1.0, n=2,
+                                                      seed=3, ignore_eos=True))
+  engine.add_request("gone", [7, 7, 7], SamplingParams(max_tokens=40, ignore_eos=True))
+  choices = {0: [], 1: []}
+  for _ in range(3):
+    for out in engine.step():
+      if out.request_id == "two":
+        choices[out.index] += out.token_ids
+  engine.abort("gone")
+  while engine.has_unfinished():
+    for out in engine.step():
+      choices[out.index] += out.token_ids
+  assert len(choices[0]) == len(choices[1]) == 6 and choices[0] != choices[1]
+  assert engine.pool.num_used == 0 and engine.metrics()["aborted"] == 1
+  tokens = _run(engine, [[5] * 60], SamplingParams(max_tokens=50, ignore_eos=True))[0]
+  assert len(tokens) == 64 - 60  # stopped by the context, not by max_tokens
+  with pytest.raises(ValueError, match="64 tokens"):
+    engine.add_request("long", [5] * 64, SamplingParams())
+  with pytest.raises(ValueError, match="at most 4 stop strings"):
+    SamplingParams(stop=("a", "b", "c", "d", "e"))

@@ -33,6 +33,7 @@ class EngineConfig:
   max_model_len: int = 0  # 0: the model's max_seq_len
   prefix_caching: bool = True
   kv_dtype: str = "float32"
+  static_batching: bool = False  # a baseline for benchmarks: no joining between steps
 
 
 @dataclasses.dataclass
@@ -66,7 +67,8 @@ class Engine:
     self.pool = BlockPool(config.num_blocks, config.block_size, config.prefix_caching)
     self.scheduler = Scheduler(SchedulerConfig(config.max_num_seqs,
                                                config.max_num_batched_tokens,
-                                               self.max_model_len), self.pool)
+                                               self.max_model_len, config.static_batching),
+                               self.pool)
     self.runner = ModelRunner(graphdef, params, model_config, num_blocks=config.num_blocks,
                               block_size=config.block_size, kv_dtype=config.kv_dtype,
                               eos_ids=self.eos_ids)
@@ -95,6 +97,11 @@ class Engine:
     if len(prompt) >= self.max_model_len:
       raise ValueError(f"the prompt has {len(prompt)} tokens, but this model's context is "
                        f"{self.max_model_len} tokens; shorten the prompt")
+    longest = min(len(prompt) + params.max_tokens, self.max_model_len)
+    if -(-longest // self.config.block_size) > self.config.num_blocks - 1:
+      raise ValueError(f"{longest} tokens need more than the KV cache's "
+                       f"{self.config.num_blocks - 1} blocks of {self.config.block_size}; "
+                       "lower max_tokens or start the server with more num_blocks")
     if max(prompt) >= self.runner.vocab_size or min(prompt) < 0:
       raise ValueError(f"prompt token ids must be in [0, {self.runner.vocab_size})")
     seed = random.getrandbits(31) if params.seed is None else params.seed

@@ -1,22 +1,39 @@
 """Loading a model to serve: anything the evaluation harness loads (llm/eval/models.py).
 
   smollm2 | gguf:PATH.gguf | hf:DIR | run:WORKDIR
+
+The chat template is the model's own unless `chat_template` names another: "chatml" for our
+ChatML (llm/tokenizer/chat.py; the tokenizer needs <|im_start|> and <|im_end|>), or a file
+holding a Jinja template.
 """
 
-from llm.eval.models import CHAT_ENDS, Evaluated
+import os
+
+from llm.eval.models import CHAT_ENDS, OUR_CHATML, Evaluated
+from llm.tokenizer.base import IM_END, IM_START
 
 
 class ServedModel:
   """Parameters, tokenizer, chat template and the token ids that end a reply."""
 
-  def __init__(self, spec: str, tokenizer_path: str = ""):
+  def __init__(self, spec: str, tokenizer_path: str = "", chat_template: str = ""):
     self.loaded = Evaluated(spec, tokenizer_path)
     self.name = spec
     self.graphdef, self.params = self.loaded.graphdef, self.loaded.params
     self.model_config, self.tokenizer = self.loaded.model_config, self.loaded.tokenizer
+    if self.tokenizer is None:
+      raise ValueError(f"model {spec!r} has no tokenizer; pass one")
+    if chat_template:
+      self.loaded.chat_template = _template(chat_template, self.tokenizer)
     ends = [self.tokenizer.special_id(t) for t in CHAT_ENDS
             if t in self.tokenizer.special_tokens()]
     self.stop_ids = tuple(dict.fromkeys([self.tokenizer.eos_id, *ends]))
+
+  @property
+  def short_name(self) -> str:
+    """The name clients use by default: smollm2, or the file or folder name."""
+    path = self.name.partition(":")[2]
+    return os.path.basename(os.path.normpath(path)) if path else self.name
 
   @property
   def can_chat(self) -> bool:
@@ -28,5 +45,19 @@ class ServedModel:
     return self.loaded.chat_ids(messages)
 
 
-def load_served_model(spec: str, tokenizer_path: str = "") -> ServedModel:
-  return ServedModel(spec, tokenizer_path)
+def _template(chat_template: str, tokenizer) -> str:
+  if chat_template == OUR_CHATML:
+    missing = {IM_START, IM_END} - set(tokenizer.special_tokens())
+    if missing:
+      raise ValueError(f"the ChatML template needs the special tokens {sorted(missing)}, "
+                       "which this tokenizer lacks")
+    return OUR_CHATML
+  if not os.path.isfile(chat_template):
+    raise ValueError(f"chat template {chat_template!r}: use '' (the model's own), "
+                     f"'{OUR_CHATML}' or a file holding a Jinja template")
+  with open(chat_template, encoding="utf-8") as f:
+    return f.read()
+
+
+def load_served_model(spec: str, tokenizer_path: str = "", chat_template: str = "") -> ServedModel:
+  return ServedModel(spec, tokenizer_path, chat_template)

@@ -30,17 +30,37 @@ class Sampled(NamedTuple):
   top_ids: jax.Array       # [S, 20] int32
 
 
+def _bisect(low, high, at_least, steps: int = 32):
+  """The largest threshold in [low, high] (per row) for which `at_least(threshold)` holds,
+  by bisection: XLA sorts a 49k vocabulary slowly on CPU; 32 masked sums are fast."""
+  def halve(_, bounds):
+    low, high = bounds
+    middle = (low + high) / 2
+    ok = at_least(middle)
+    return jnp.where(ok, middle, low), jnp.where(ok, high, middle)
+  return jax.lax.fori_loop(0, steps, halve, (low, high))[0]
+
+
 def _filter_top_k_top_p(logits, top_k, top_p):
-  """Keeps each row's top_k most likely tokens and the smallest set reaching top_p."""
+  """Keeps each row's top_k most likely tokens (ties kept) and the smallest set of most likely
+  tokens whose probability reaches top_p."""
   vocab = logits.shape[-1]
-  ordered = -jnp.sort(-logits, axis=-1)
   k = jnp.where(top_k > 0, jnp.minimum(top_k, vocab), vocab)
-  kth = jnp.take_along_axis(ordered, (k - 1)[:, None], axis=-1)
-  probs = jax.nn.softmax(ordered, axis=-1)
-  before = jnp.cumsum(probs, axis=-1) - probs  # mass of the tokens ranked above
-  keep = jnp.sum(before < top_p[:, None], axis=-1)  # >= 1
-  pth = jnp.take_along_axis(ordered, (keep - 1)[:, None], axis=-1)
-  return jnp.where(logits < jnp.maximum(kth, pth), -jnp.inf, logits)
+  finite = jnp.where(jnp.isfinite(logits), logits, jnp.inf)
+  kth = _bisect(finite.min(-1), logits.max(-1),
+                lambda t: jnp.sum(logits >= t[:, None], axis=-1) >= k)
+  probs = jax.nn.softmax(logits, axis=-1)
+  pth = _bisect(jnp.zeros_like(top_p), probs.max(-1),
+                lambda t: jnp.sum(jnp.where(probs >= t[:, None], probs, 0.0), -1) >= top_p)
+  return jnp.where((logits >= kth[:, None]) & (probs >= pth[:, None]), logits, -jnp.inf)
+
+
+def _draw(scaled, keys):
+  """One token per row from softmax(scaled) by inverting its cumulative distribution: one
+  uniform number per row instead of a Gumbel draw per vocabulary entry."""
+  cdf = jnp.cumsum(jax.nn.softmax(scaled, axis=-1), axis=-1)
+  u = jax.vmap(jax.random.uniform)(keys) * cdf[:, -1]
+  return jnp.minimum(jnp.sum(cdf <= u[:, None], axis=-1), scaled.shape[-1] - 1)
 
 
 def sample(logits, arrays: SamplingArrays) -> Sampled:
@@ -56,7 +76,8 @@ def sample(logits, arrays: SamplingArrays) -> Sampled:
                         arrays.top_k, arrays.top_p)
   keys = jax.vmap(lambda s, i: jax.random.fold_in(jax.random.key(s), i))(arrays.seed,
                                                                           arrays.index)
-  drawn = jax.vmap(jax.random.categorical)(keys, scaled)
+  drawn = jax.lax.cond(jnp.any(arrays.temperature > 0), _draw,
+                       lambda x, _: jnp.zeros(x.shape[0], jnp.int32), scaled, keys)
   tokens = jnp.where(arrays.temperature > 0, drawn, greedy).astype(jnp.int32)
   chosen = jnp.take_along_axis(logprobs, tokens[:, None], axis=-1)[:, 0]
   return Sampled(tokens, chosen, top_logprobs, top_ids.astype(jnp.int32))

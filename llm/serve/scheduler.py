@@ -20,6 +20,7 @@ class SchedulerConfig:
   max_num_seqs: int = 16
   max_num_batched_tokens: int = 256
   max_model_len: int = 2048
+  static_batching: bool = False  # baseline: admit only when the whole batch has finished
 
 
 @dataclasses.dataclass
@@ -62,6 +63,8 @@ class Scheduler:
       if self._reserve(seq, tokens):
         out.append(Scheduled(seq, tokens))
         budget -= tokens
+    if self.config.static_batching and self.running:
+      return out
     if self.preemptions == preemptions:  # no room to spare when blocks just ran out
       self._admit(out, budget)
     return out
@@ -90,7 +93,8 @@ class Scheduler:
     self.waiting.insert(position, seq)
 
   def _admit(self, out: list[Scheduled], budget: int) -> None:
-    while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
+    static = self.config.static_batching  # the whole batch joins now, prefilled in chunks
+    while self.waiting and (budget > 0 or static) and len(self.running) < self.config.max_num_seqs:
       seq = self.waiting[0]
       if not seq.blocks:
         seq.take_cached_prefix(self.pool)
@@ -107,8 +111,9 @@ class Scheduler:
       self.waiting.popleft()
       seq.status = Status.RUNNING
       self.running.append(seq)
-      out.append(Scheduled(seq, tokens))
-      budget -= tokens
+      if tokens:
+        out.append(Scheduled(seq, tokens))
+        budget -= tokens
 
   def finish(self, seq: Sequence, reason: str) -> None:
     """Ends `seq` (done, stopped or cancelled) and returns its blocks."""

@@ -6,7 +6,8 @@
 Stages: curation of the packaged sources (llm.data.curation.run) -> tokenizer -> packed rows ->
 pretraining on the one loop -> held-out perplexity (against a unigram baseline) -> sampled
 text -> alignment on the same loop (llm/align/sequence.py: chat_sft -> reward_model -> dpo and
-ppo, each from its registry config) -> chat replies. Writes DIR/report.json (with each stage's
+ppo, each from its registry config) -> chat replies -> serving: the aligned model and
+SmolLM2-135M-Instruct answer concurrent chat requests through the engine (llm/serve). Writes DIR/report.json (with each stage's
 wall time), and DIR/curated/report.md for the curation.
 """
 
@@ -65,6 +66,12 @@ _ALIGN_CONVERSATIONS = flags.DEFINE_integer(
     "align_conversations", 3000, "ShareGPT conversations for SFT and preference pairs.")
 _CHAT_PROMPT = flags.DEFINE_string("chat_prompt", "What is the capital of France?",
                                    "A user message to answer with the aligned model.")
+_SERVE_MESSAGES = flags.DEFINE_list(
+    "serve_messages", ["Hello! How are you?", "What is the capital of France?",
+                       "Give me a tip for learning to code.", "Tell me about the sea."],
+    "Chat messages the serving stage sends together to the aligned model and to SmolLM2.")
+_SERVE_SMOLLM2 = flags.DEFINE_bool(
+    "serve_smollm2", True, "Also serve the packaged SmolLM2-135M-Instruct in the serving stage.")
 
 
 def curation_stage(curation_config, workdir: str) -> dict:
@@ -91,7 +98,8 @@ QUICK = {"config": {"train.steps": 150, "data.max_chars": 400_000},
          "curation_chars": {"shakespeare": 450_000, "chatterbot": 20_000,
                             "peoples_daily": 20_000, "chinese_reviews": 20_000,
                             "python_stdlib": 60_000, "chitchat": 20_000, "sharegpt": 20_000},
-         "align_steps": (15, 15, 15, 8), "align_conversations": 300, "new_tokens": 12}
+         "align_steps": (15, 15, 15, 8), "align_conversations": 300, "new_tokens": 12,
+         "serve_smollm2": False}
 
 
 class StageClock:
@@ -109,18 +117,19 @@ class StageClock:
 
 def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_config=None,
         pretrain_sources: tuple[str, ...] = (), align_steps=(0, 0, 0, 0),
-        align_conversations: int = 3000, chat_prompt: str = "", align_configs=()) -> dict:
+        align_conversations: int = 3000, chat_prompt: str = "", align_configs=(),
+        serve_messages=(), serve_smollm2: bool = False) -> dict:
   """Runs every stage and returns the report (also written to workdir/report.json)."""
   report, clock, start = {"config": config.name}, StageClock(), time.perf_counter()
   if curation_config is not None:
-    logging.info("[0/5] curation of the packaged sources")
+    logging.info("[0/6] curation of the packaged sources")
     with clock("curation"):
       stats = curation_stage(curation_config, workdir)
     report["curation"] = {"kept_by_source": stats["kept_by_source"],
                           "removed": stats["removed"], "seconds": stats["seconds"]}
     config.data.source = "curated:" + os.path.abspath(os.path.join(workdir, "curated"))
     config.data.curated_sources = ",".join(pretrain_sources)
-  logging.info("[1/5] data: documents -> tokenizer -> packed rows")
+  logging.info("[1/6] data: documents -> tokenizer -> packed rows")
   with clock("data"):
     tokenizer, train_rows, heldout_rows = prepare_lm_data(config.data, workdir)
   report["data"] = {"train_rows": len(train_rows),
@@ -128,24 +137,30 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_conf
                     "heldout_rows": int(len(heldout_rows["inputs"])),
                     "train_tokens": train_rows.manifest["tokens"],
                     "tokenizer_vocab": tokenizer.vocab_size}
-  logging.info("[2/5] pretraining %s for %d steps", config.name, config.train.steps)
+  logging.info("[2/6] pretraining %s for %d steps", config.name, config.train.steps)
   with clock("pretrain"):
     task = LMTask(config, train_rows, heldout_rows)
     params = train(config, task, os.path.join(workdir, "pretrain"))["state"]["params"]
   report["pretrain"] = pretraining_report(config, os.path.join(workdir, "pretrain"))
-  logging.info("[3/5] held-out perplexity")
+  logging.info("[3/6] held-out perplexity")
   with clock("heldout"):
     report["heldout"] = heldout_report(config, task, params, tokenizer, train_rows,
                                        heldout_rows)
-  logging.info("[4/5] sampling")
+  logging.info("[4/6] sampling")
   with clock("sampling"):
     report["samples"] = samples(task, params, tokenizer, prompts, new_tokens)
   if align_steps is None or any(align_steps):
-    logging.info("[5/5] alignment: %s", " -> ".join(ALIGNMENT_SEQUENCE))
+    logging.info("[5/6] alignment: %s", " -> ".join(ALIGNMENT_SEQUENCE))
     with clock("alignment"):
-      report["alignment"] = alignment(config, task, params, tokenizer, workdir, align_steps,
-                                      align_configs, align_conversations, chat_prompt,
-                                      new_tokens)
+      report["alignment"], policy = alignment(config, task, params, tokenizer, workdir,
+                                              align_steps, align_configs, align_conversations,
+                                              chat_prompt, new_tokens)
+    if serve_messages:
+      logging.info("[6/6] serving the aligned model%s with the engine",
+                   " and SmolLM2-135M-Instruct" if serve_smollm2 else "")
+      with clock("serving"):
+        report["serving"] = serving_report(task, policy, config, tokenizer,
+                                           list(serve_messages), new_tokens, serve_smollm2)
   report["stage_seconds"] = clock.seconds
   report["seconds"] = time.perf_counter() - start
   write_json_atomic(os.path.join(workdir, "report.json"), report, indent=2, ensure_ascii=False)
@@ -189,7 +204,8 @@ def samples(task, params, tokenizer, prompts: list[str], new_tokens: int) -> lis
 
 def alignment(config, task, params, tokenizer, workdir, align_steps, align_configs,
               align_conversations, chat_prompt, new_tokens) -> dict:
-  """The alignment sequence from the pretrained parameters, and each policy's chat reply."""
+  """The alignment sequence from the pretrained parameters, and each policy's chat reply;
+  returns (report, the last policy's parameters)."""
   configs = sequence_configs(config, dict(zip(ALIGNMENT_SEQUENCE, align_configs)),
                              dict(zip(ALIGNMENT_SEQUENCE, align_steps or ())))
   configs[ALIGNMENT_SEQUENCE[0]].align.conversations = align_conversations
@@ -199,7 +215,18 @@ def alignment(config, task, params, tokenizer, workdir, align_steps, align_confi
   aligned["chat"] = {"prompt": chat_prompt, **{
       f"reply_after_{name}": chat_reply(tokenizer, task.graphdef, policy, chat_prompt,
                                         new_tokens) for name, policy in policies.items()}}
-  return aligned
+  return aligned, list(policies.values())[-1]
+
+
+def serving_report(task, policy, config, tokenizer, messages, new_tokens, smollm2) -> dict:
+  """The engine serving the last aligned policy (and SmolLM2-135M-Instruct) to concurrent
+  chat requests."""
+  from llm.serve.showcase import serve_our_chat_model, serve_smollm2
+  report = {"aligned": serve_our_chat_model(task.graphdef, jax.device_get(policy),
+                                            config.model, tokenizer, messages, new_tokens)}
+  if smollm2:
+    report["smollm2_instruct"] = serve_smollm2(messages, 48)
+  return report
 
 
 def print_alignment(aligned: dict) -> None:
@@ -226,6 +253,15 @@ def print_alignment(aligned: dict) -> None:
             f"{reply!r}")
 
 
+def print_serving(serving: dict) -> None:
+  for name, served in serving.items():
+    print(f"\nserved {name}: {served['requests']} chat requests together, "
+          f"{served['output_tokens_per_s']} output tokens/s, median time to first token "
+          f"{served['ttft_median_s']} s, {served['compilations']} compilations")
+    for entry in served["replies"]:
+      print(f"  {entry['message']!r} -> {entry['reply']!r}")
+
+
 def _align_steps(values: list[str]):
   if values and len(values) != len(ALIGNMENT_SEQUENCE):
     raise app.UsageError(f"--align_steps takes {len(ALIGNMENT_SEQUENCE)} numbers "
@@ -243,6 +279,7 @@ def main(argv):
   config, curation = _CONFIG.value, _CURATION.value
   align_steps = _align_steps(_ALIGN_STEPS.value)
   conversations, new_tokens = _ALIGN_CONVERSATIONS.value, _NEW_TOKENS.value
+  serve_smollm2 = _SERVE_SMOLLM2.value
   if _QUICK.value:  # its config values; the alignment and sampling flags if not given
     with config.unlocked():
       for field, value in QUICK["config"].items():
@@ -255,10 +292,11 @@ def main(argv):
     if not given("align_conversations"):
       conversations = QUICK["align_conversations"]
     new_tokens = new_tokens if given("new_tokens") else QUICK["new_tokens"]
+    serve_smollm2 = serve_smollm2 if given("serve_smollm2") else QUICK["serve_smollm2"]
   config = validated(config)
   report = run(config, _WORKDIR.value, _PROMPTS.value, new_tokens, curation,
                tuple(_PRETRAIN_SOURCES.value), align_steps, conversations, _CHAT_PROMPT.value,
-               tuple(_ALIGN_CONFIGS.value))
+               tuple(_ALIGN_CONFIGS.value), tuple(_SERVE_MESSAGES.value), serve_smollm2)
   heldout = report["heldout"]
   print(f"\nheld-out perplexity {heldout['perplexity']:.1f} over {heldout['tokens']} tokens "
         f"(unigram baseline {heldout['unigram_perplexity']:.1f}); "
@@ -267,6 +305,8 @@ def main(argv):
     print(f"\n--- prompt: {sample['prompt']!r}\n{sample['prompt']}{sample['completion']}")
   if "alignment" in report:
     print_alignment(report["alignment"])
+  if "serving" in report:
+    print_serving(report["serving"])
   print(f"\nstage wall time (s): {report['stage_seconds']}")
   print(f"report: {os.path.join(_WORKDIR.value, 'report.json')}")
 

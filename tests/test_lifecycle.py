@@ -30,7 +30,11 @@ def test_lifecycle_trains_evaluates_and_samples(tmp_path):
   assert {"shakespeare", "chatterbot", "peoples_daily", "python_stdlib"} <= set(curated)
   assert "dedup:exact" in (tmp_path / "curated" / "report.md").read_text()
   assert set(report["stage_seconds"]) == {"curation", "data", "pretrain", "heldout",
-                                          "sampling", "alignment"}
+                                          "sampling", "alignment", "serving"}
+  served = report["serving"]["aligned"]  # the engine, with 4 chat requests at once
+  assert served["requests"] == 4 and served["generated_tokens"] > 0
+  assert served["kv_blocks_used_after"] == 0 and "smollm2_instruct" not in report["serving"]
+  assert all("<|im_" not in r["reply"] for r in served["replies"])
   aligned = report["alignment"]  # chat SFT -> reward model -> DPO on the same loop
   assert (aligned["chat_sft"]["heldout_assistant_loss_after"]
           < aligned["chat_sft"]["heldout_assistant_loss_before"])

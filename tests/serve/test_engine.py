@@ -133,3 +133,35 @@ def test_n_choices_abort_and_context_limit(micro_model):
     engine.add_request("long", [5] * 64, SamplingParams())
   with pytest.raises(ValueError, match="at most 4 stop strings"):
     SamplingParams(stop=("a", "b", "c", "d", "e"))
+
+
+def test_two_hundred_random_requests_compile_a_bounded_number_of_times(micro_model):
+  rng = np.random.default_rng(5)
+  engine = make_engine(micro_model, max_num_seqs=8, max_num_batched_tokens=32)
+  for i in range(200):
+    prompt = rng.integers(2, 60, rng.integers(1, 41)).tolist()
+    engine.add_request(str(i), prompt, SamplingParams(max_tokens=int(rng.integers(1, 9)),
+                                                      temperature=0.0, ignore_eos=True))
+  finished = 0
+  while engine.has_unfinished():
+    finished += sum(out.finished for out in engine.step())
+  metrics = engine.metrics()
+  # buckets: T in {1..32} (6), S in {1..8} (4), t in {1..32} (6), B in {1..16} (5): <= 720
+  print(f"\n200 requests: {metrics['steps']} steps, {metrics['compilations']} compilations")
+  assert finished == 200 and metrics["kv_blocks_used"] == 0
+  assert metrics["compilations"] <= 40
+
+
+def test_a_mixture_of_experts_model_serves_its_own_greedy_tokens():
+  from flax import nnx
+  from llm.model.factory import build_model
+  from tests.conftest import micro_config
+  config = micro_config(max_seq_len=64)
+  config.model.moe.num_experts = 4  # dropless routing: no token competes for capacity
+  graphdef, params = nnx.split(build_model(config.model, seed=1), nnx.Param)
+  engine = make_engine((graphdef, params, config.model), max_num_batched_tokens=16)
+  prompts = _prompts(4, seed=2)
+  outputs = _run(engine, prompts, SamplingParams(max_tokens=5, temperature=0.0,
+                                                 ignore_eos=True))
+  for prompt, out in zip(prompts, outputs):
+    assert out == complete(graphdef, params, prompt, 5, bucket=1), prompt

@@ -165,3 +165,18 @@ def test_a_mixture_of_experts_model_serves_its_own_greedy_tokens():
                                                  ignore_eos=True))
   for prompt, out in zip(prompts, outputs):
     assert out == complete(graphdef, params, prompt, 5, bucket=1), prompt
+
+
+def test_the_pallas_paged_kernel_serves_the_same_tokens(micro_model):
+  graphdef, params, model_config = micro_model
+  kernel_config = model_config.copy_and_resolve_references()
+  kernel_config.attention_impl = "pallas"  # interpret mode on CPU
+  from flax import nnx
+  from llm.model.factory import abstract_model
+  kernel_graphdef = nnx.split(abstract_model(kernel_config), nnx.Param)[0]
+  prompts = _prompts(3, seed=9)
+  greedy = SamplingParams(max_tokens=4, temperature=0.0, ignore_eos=True)
+  reference = _run(make_engine(micro_model, max_num_batched_tokens=16), prompts, greedy)
+  kernel = _run(make_engine((kernel_graphdef, params, kernel_config),
+                            max_num_batched_tokens=16), prompts, greedy)
+  assert kernel == reference

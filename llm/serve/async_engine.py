@@ -137,6 +137,7 @@ class AsyncEngine:
     self._inbox: collections.deque = collections.deque()
     self._accepting = True
     self._deadline: float | None = None  # set by shutdown: abort what still runs then
+    self.failed: BaseException | None = None  # what killed the engine thread, if anything
     self.waiting = self.running = 0  # requests; changed under _cond
     self._active: dict[str, _Request] = {}  # the engine thread's own
     self._ids = itertools.count()
@@ -156,7 +157,8 @@ class AsyncEngine:
     request = _Request(stream.request_id, list(prompt_ids), params, stream, time.perf_counter())
     with self._cond:
       if not self._accepting:
-        raise ShuttingDown("the server is shutting down")
+        raise ShuttingDown("the engine has stopped" if self.failed else
+                           "the server is shutting down")
       if self.waiting >= self.max_waiting:
         raise QueueFull(f"{self.waiting} requests are already waiting; retry later")
       self.waiting += 1
@@ -184,6 +186,21 @@ class AsyncEngine:
       self._thread.join()
 
   def _run(self) -> None:
+    try:
+      self._serve()
+    except BaseException as e:  # a bug in the loop itself: fail everything, take no more
+      logging.exception("the engine loop died")
+      with self._cond:
+        self._accepting, self.failed = False, e
+        pending = [payload for kind, payload in self._inbox if kind == "add"]
+        self._inbox.clear()
+      error = EngineError(f"the engine stopped: {e}")
+      for request in pending:
+        self._count(waiting=-1)
+        request.stream._put(error)
+      self._end_all(error)
+
+  def _serve(self) -> None:
     while True:
       with self._cond:
         while not self._inbox and not self.engine.has_unfinished():

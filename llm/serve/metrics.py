@@ -1,11 +1,11 @@
 """Prometheus metrics of the server, in a registry of their own (GET /metrics).
 
 Gauges: llm_requests_running, llm_requests_waiting, llm_kv_cache_blocks_used,
-llm_kv_cache_blocks_total, llm_prefix_cache_hit_rate, llm_engine_compilations, llm_generation_tokens_per_second (over
-the last 10 s). Counters: llm_prompt_tokens_total, llm_generation_tokens_total,
-llm_preemptions_total, llm_engine_steps_total, llm_choices_finished_total{finish_reason}, llm_requests_rejected_total
-{reason}. Histograms: llm_time_to_first_token_seconds, llm_inter_token_latency_seconds,
-llm_request_latency_seconds.
+llm_kv_cache_blocks_total, llm_prefix_cache_hit_rate, llm_engine_compilations,
+llm_generation_tokens_per_second (over the last 10 s). Counters: llm_prompt_tokens_total,
+llm_generation_tokens_total, llm_preemptions_total, llm_engine_steps_total,
+llm_choices_finished_total{finish_reason}, llm_requests_rejected_total{reason}. Histograms:
+llm_time_to_first_token_seconds, llm_inter_token_latency_seconds, llm_request_latency_seconds.
 """
 
 import collections

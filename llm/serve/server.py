@@ -56,8 +56,8 @@ def create_app(engine: AsyncEngine, served, model_name: str, api_key: str = "",
   return app
 
 
-def _error(e: APIError) -> JSONResponse:
-  return JSONResponse(e.body(), status_code=e.status)
+def _error(e: APIError, headers=None) -> JSONResponse:
+  return JSONResponse(e.body(), status_code=e.status, headers=headers)
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -67,12 +67,17 @@ def _error_handlers(app: FastAPI) -> None:
 
   @app.exception_handler(RequestValidationError)
   async def invalid(_, e: RequestValidationError):
-    return _error(APIError(400, f"invalid request: {e.errors()[:1]}"))
+    first = (e.errors() or [{}])[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return _error(APIError(400, f"{where}: {first.get('msg', 'invalid request')}"))
 
   @app.exception_handler(HTTPException)
-  async def http_error(_, e: HTTPException):
-    kind = "not_found" if e.status_code == 404 else None
-    return _error(APIError(e.status_code, str(e.detail), code=kind))
+  async def http_error(request: Request, e: HTTPException):
+    route = f"{request.method} {request.url.path}"
+    message = {404: f"no route {route}", 405: f"method not allowed: {route}"}.get(
+        e.status_code, str(e.detail))
+    code = "not_found" if e.status_code == 404 else None
+    return _error(APIError(e.status_code, message, code=code), e.headers)
 
   @app.exception_handler(Exception)
   async def crash(_, e: Exception):
@@ -108,6 +113,9 @@ class _Routes:
                      code="invalid_api_key")
 
   async def health(self):
+    if self.engine.failed:
+      raise APIError(503, f"the engine stopped: {self.engine.failed}", "server_error",
+                     code="engine_stopped")
     if not self.engine.accepting:
       raise APIError(503, "shutting down", "service_unavailable_error", code="shutting_down")
     return {"status": "ok"}

@@ -35,7 +35,7 @@ class FakeEngine:
   max_model_len = 64
 
   def __init__(self):
-    self.requests, self.aborted, self.fail = {}, [], False
+    self.requests, self.aborted, self.fail, self.broken = {}, [], False, False
 
   def add_request(self, request_id, prompt, params):
     if len(prompt) >= self.max_model_len:
@@ -63,6 +63,8 @@ class FakeEngine:
     return outs
 
   def metrics(self):
+    if self.broken:
+      raise KeyError("a bug outside the engine step")
     return {}
 
 
@@ -142,6 +144,26 @@ def test_async_engine_fails_requests_on_engine_errors_and_aborts_at_shutdown():
   _run(failing())
   _run(shutdown())
   assert not async_engine._thread.is_alive() and not fake.requests
+
+
+def test_async_engine_fails_every_request_if_its_loop_dies():
+  fake = FakeEngine()
+  async_engine = AsyncEngine(fake)
+  async_engine.start()
+
+  async def scenario():
+    stream = async_engine.submit([1], SamplingParams(max_tokens=10**6))
+    await stream.accepted()
+    fake.broken = True
+    with pytest.raises(EngineError, match="a bug outside"):
+      await _texts_of(stream)
+    with pytest.raises(ShuttingDown, match="stopped"):
+      async_engine.submit([1], SamplingParams())
+
+  _run(scenario())
+  async_engine._thread.join(5)
+  assert not async_engine._thread.is_alive() and fake.aborted
+  assert async_engine.waiting == async_engine.running == 0
 
 
 @pytest.fixture(scope="module")

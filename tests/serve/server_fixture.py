@@ -1,6 +1,8 @@
 """A tiny HF checkpoint (random weights, a byte-level BPE tokenizer with ChatML tokens) and
-`python -m llm.serve` serving it in a subprocess."""
+`python -m llm.serve` serving it in a subprocess; stand-ins for the engine and the model, and
+a request straight into the ASGI app, for the server's failure paths."""
 
+import asyncio
 import json
 import os
 import signal
@@ -17,6 +19,7 @@ from flax import nnx
 
 from llm.interop.hf_checkpoint import save_hf_checkpoint
 from llm.model.factory import abstract_model
+from llm.serve.engine import Output
 from tests.conftest import ROOT, micro_config
 
 TEXT = ("The quick brown fox jumps over the lazy dog. A serving engine batches requests, "
@@ -135,3 +138,72 @@ class Server:
       raise
     finally:
       self._log.close()
+
+
+class FakeEngine:
+  """Engine's interface: one token per request per step, 'x' each; `fail` makes step raise."""
+  max_model_len = 64
+
+  def __init__(self):
+    self.requests, self.aborted, self.fail, self.broken = {}, [], False, False
+
+  def add_request(self, request_id, prompt, params):
+    if len(prompt) >= self.max_model_len:
+      raise ValueError("the prompt is too long")
+    self.requests[request_id] = [params.max_tokens, 0]
+
+  def abort(self, request_id):
+    self.aborted.append(request_id)
+    self.requests.pop(request_id, None)
+
+  def has_unfinished(self):
+    return bool(self.requests)
+
+  def step(self):
+    time.sleep(0.002)
+    if self.fail:
+      raise RuntimeError("device lost")
+    outs = []
+    for rid, state in list(self.requests.items()):
+      state[1] += 1
+      done = state[1] == state[0]
+      outs.append(Output(rid, 0, [7], "x", [], done, "length" if done else None, 3, state[1]))
+      if done:
+        del self.requests[rid]
+    return outs
+
+  def metrics(self):
+    if self.broken:
+      raise KeyError("a bug outside the engine step")
+    return {}
+
+
+class FakeServed:
+  """ServedModel's interface, without a chat template."""
+  can_chat = False
+
+  class tokenizer:  # noqa: N801
+    encode = staticmethod(lambda text: [3] * len(text))
+    decode = staticmethod(lambda ids: "x" * len(ids))
+
+
+async def asgi_post(app, path: str, body: dict) -> tuple[int, bytes]:
+  """One POST straight into the ASGI app (no sockets); the client never disconnects."""
+  incoming = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
+  sent = []
+
+  async def receive():
+    if incoming:
+      return incoming.pop()
+    await asyncio.Event().wait()
+
+  async def send(message):
+    sent.append(message)
+
+  scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+           "http_version": "1.1", "method": "POST", "scheme": "http", "path": path,
+           "raw_path": path.encode(), "query_string": b"", "root_path": "",
+           "headers": [(b"content-type", b"application/json")], "client": ("c", 1),
+           "server": ("s", 80)}
+  await app(scope, receive, send)
+  return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])

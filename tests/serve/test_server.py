@@ -2,8 +2,8 @@
 
 One server serves every test of the file: a tiny random model (tests/serve/server_fixture.py)
 with a KV pool of 23 blocks of 16 tokens, so 16 concurrent clients already preempt each other.
-The last test shuts it down with SIGTERM mid-stream. The AsyncEngine's failure paths are
-tested first, on a stand-in engine without a model.
+The last test shuts it down with SIGTERM mid-stream. The AsyncEngine's failure paths and the
+status codes they map to are tested first, on a stand-in engine without a model.
 """
 
 import asyncio
@@ -17,9 +17,10 @@ import openai
 import pytest
 
 from llm.serve.async_engine import AsyncEngine, EngineError, QueueFull, ShuttingDown
-from llm.serve.engine import Output
 from llm.serve.sampling_params import SamplingParams
-from tests.serve.server_fixture import Server, write_tiny_model
+from llm.serve.server import create_app
+from tests.serve.server_fixture import (FakeEngine, FakeServed, Server, asgi_post,
+                                        write_tiny_model)
 
 KEY = "test-key"
 NAME = "tiny"
@@ -28,44 +29,6 @@ PROMPTS = ["The quick fox", "pages its cache", "numbers 0123", "The lazy dog", "
            "batches requests", "quick brown", "engine pages", "over the dog", "tokens back",
            "cache in blocks"]  # 5 to 8 tokens each: few shapes to compile
 GREEDY = {"temperature": 0, "extra_body": {"ignore_eos": True}}
-
-
-class FakeEngine:
-  """Engine's interface: one token per request per step, 'x' each; `fail` makes step raise."""
-  max_model_len = 64
-
-  def __init__(self):
-    self.requests, self.aborted, self.fail, self.broken = {}, [], False, False
-
-  def add_request(self, request_id, prompt, params):
-    if len(prompt) >= self.max_model_len:
-      raise ValueError("the prompt is too long")
-    self.requests[request_id] = [params.max_tokens, 0]
-
-  def abort(self, request_id):
-    self.aborted.append(request_id)
-    self.requests.pop(request_id, None)
-
-  def has_unfinished(self):
-    return bool(self.requests)
-
-  def step(self):
-    time.sleep(0.002)
-    if self.fail:
-      raise RuntimeError("device lost")
-    outs = []
-    for rid, state in list(self.requests.items()):
-      state[1] += 1
-      done = state[1] == state[0]
-      outs.append(Output(rid, 0, [7], "x", [], done, "length" if done else None, 3, state[1]))
-      if done:
-        del self.requests[rid]
-    return outs
-
-  def metrics(self):
-    if self.broken:
-      raise KeyError("a bug outside the engine step")
-    return {}
 
 
 def _run(coro):
@@ -164,6 +127,37 @@ def test_async_engine_fails_every_request_if_its_loop_dies():
   async_engine._thread.join(5)
   assert not async_engine._thread.is_alive() and fake.aborted
   assert async_engine.waiting == async_engine.running == 0
+
+
+def test_queue_full_shutdown_engine_failure_and_no_chat_template_status_codes():
+  fake = FakeEngine()
+  async_engine = AsyncEngine(fake, max_waiting=0)
+  app = create_app(async_engine, FakeServed(), "fake")
+  request = {"model": "fake", "prompt": "abc", "max_tokens": 3}
+
+  async def scenario():
+    async_engine.start()
+    status, body = await asgi_post(app, "/v1/completions", request)
+    assert status == 429 and json.loads(body)["error"]["code"] == "queue_full"
+    async_engine.max_waiting = 8
+    status, body = await asgi_post(app, "/v1/chat/completions",
+                               {"model": "fake", "messages": [{"role": "user", "content": "a"}]})
+    assert status == 400 and "chat template" in json.loads(body)["error"]["message"]
+    assert json.loads((await asgi_post(app, "/v1/completions", request))[1])["choices"][0][
+        "text"] == "xxx"
+    fake.fail = True
+    status, body = await asgi_post(app, "/v1/completions", request)
+    assert status == 500 and "device lost" in json.loads(body)["error"]["message"]
+    status, body = await asgi_post(app, "/v1/completions", {**request, "stream": True})
+    events = body.decode().split("\n\n")
+    assert status == 200 and "device lost" in json.loads(events[0][6:])["error"]["message"]
+    assert events[1:] == ["data: [DONE]", ""]
+    async_engine.begin_shutdown(0)
+    status, body = await asgi_post(app, "/v1/completions", request)
+    assert status == 503 and json.loads(body)["error"]["code"] == "shutting_down"
+
+  _run(scenario())
+  async_engine.shutdown(0)
 
 
 @pytest.fixture(scope="module")

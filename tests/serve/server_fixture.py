@@ -110,14 +110,10 @@ class Server:
     return status, json.loads(body)
 
   def metrics(self) -> dict[str, float]:
-    """The unlabelled samples of /metrics, by name."""
+    """The samples of /metrics, by name with labels ('a_total{reason="x"}')."""
     text = self.get("/metrics")[1].decode()
-    samples = {}
-    for line in text.splitlines():
-      if line and not line.startswith("#") and "{" not in line:
-        name, value = line.rsplit(" ", 1)
-        samples[name] = float(value)
-    return samples
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line and not line.startswith("#")}
 
   def rss_mib(self) -> float:
     with open(f"/proc/{self.pid}/status", encoding="utf-8") as f:

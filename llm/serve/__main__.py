@@ -42,6 +42,9 @@ _MAX_LEN = flags.DEFINE_integer("max_model_len", 0, "Context (prompt + output) i
 _MAX_WAITING = flags.DEFINE_integer("max_waiting", 256, "Requests waiting for their first token "
                                     "at most; more get 429.")
 _PREFIX = flags.DEFINE_boolean("prefix_caching", True, "Share KV blocks of identical prefixes.")
+_STATIC = flags.DEFINE_boolean(
+    "static_batching", False, "Baseline for benchmarks: a batch runs to completion before "
+    "the next one is formed (no requests join between steps).")
 _KV_DTYPE = flags.DEFINE_string("kv_dtype", "float32", "KV-cache dtype (float32, bfloat16).")
 _TEMPLATE = flags.DEFINE_string("chat_template", "", "'' the model's own; 'chatml' our ChatML "
                                 "(llm/tokenizer/chat.py); or a file with a Jinja template.")
@@ -68,7 +71,7 @@ def build_engine(served) -> Engine:
   config = EngineConfig(
       block_size=_BLOCK_SIZE.value, num_blocks=_NUM_BLOCKS.value, max_num_seqs=_MAX_SEQS.value,
       max_num_batched_tokens=_MAX_TOKENS.value, prefix_caching=_PREFIX.value,
-      kv_dtype=_KV_DTYPE.value, max_model_len=context_length(
+      kv_dtype=_KV_DTYPE.value, static_batching=_STATIC.value, max_model_len=context_length(
           mc.max_seq_len, _MAX_LEN.value, _NUM_BLOCKS.value, _BLOCK_SIZE.value))
   engine = Engine(served.graphdef, served.params, mc, served.tokenizer, config,
                   eos_ids=served.stop_ids)

@@ -28,7 +28,7 @@ class Detokenizer:
       end, stopped = len(self.text), False
     else:
       end, stopped = len(self.text.rstrip(REPLACEMENT)), False
-      end = max(self.emitted, min(end, len(self.text) - self.hold))
+      end = max(self.emitted, end - self.hold)  # counted from before unfinished bytes
     new = self.text[self.emitted:end] if end > self.emitted else ""
     self.emitted = max(self.emitted, end)
     return new, stopped

@@ -79,10 +79,12 @@ class Engine:
                   "step_seconds": 0.0, "finished": 0, "aborted": 0}
 
   @classmethod
-  def from_spec(cls, spec: str, config=EngineConfig(), tokenizer_path: str = ""):
-    """An engine for anything the project loads: smollm2, gguf:PATH, hf:DIR, run:WORKDIR."""
+  def from_spec(cls, spec: str, config=EngineConfig(), tokenizer_path: str = "",
+                chat_template: str = ""):
+    """An engine for anything the project loads: smollm2, gguf:PATH, hf:DIR, run:WORKDIR
+    (chat_template: "" the model's own, "chatml" ours, or a Jinja file)."""
     from llm.serve.models import load_served_model
-    served = load_served_model(spec, tokenizer_path)
+    served = load_served_model(spec, tokenizer_path, chat_template)
     engine = cls(served.graphdef, served.params, served.model_config, served.tokenizer,
                  config, eos_ids=served.stop_ids)
     engine.served = served
@@ -102,8 +104,9 @@ class Engine:
       raise ValueError(f"{longest} tokens need more than the KV cache's "
                        f"{self.config.num_blocks - 1} blocks of {self.config.block_size}; "
                        "lower max_tokens or start the server with more num_blocks")
-    if max(prompt) >= self.runner.vocab_size or min(prompt) < 0:
-      raise ValueError(f"prompt token ids must be in [0, {self.runner.vocab_size})")
+    for name, ids in (("prompt", prompt), ("stop_token_ids", params.stop_token_ids)):
+      if ids and (max(ids) >= self.runner.vocab_size or min(ids) < 0):
+        raise ValueError(f"{name} token ids must be in [0, {self.runner.vocab_size})")
     seed = random.getrandbits(31) if params.seed is None else params.seed
     seqs = [Sequence(request_id, i, list(prompt), params, (seed + 7919 * i) % 2**32,
                      next(self._arrivals)) for i in range(params.n)]

@@ -180,3 +180,17 @@ def test_the_pallas_paged_kernel_serves_the_same_tokens(micro_model):
   kernel = _run(make_engine((kernel_graphdef, params, kernel_config),
                             max_num_batched_tokens=16), prompts, greedy)
   assert kernel == reference
+
+
+def test_text_held_back_before_a_stop_string_counts_unfinished_bytes():
+  from llm.serve.detokenizer import Detokenizer
+
+  class Bytes:  # token i is the i-th byte string; decoding replaces unfinished characters
+    pieces = [b"dd", b"\xda", b"\x99dd"]
+
+    def decode(self, ids):
+      return b"".join(self.pieces[i] for i in ids).decode("utf-8", errors="replace")
+
+  detok = Detokenizer(Bytes(), stop=("d\u0699",))
+  text = "".join(detok.update([0, 1, 2][:n], final=False)[0] for n in (1, 2, 3))
+  assert text == "d" and detok.update([0, 1, 2], final=False)[1]

@@ -93,13 +93,14 @@ class ModelRunner:
   def sampling_arrays(self, scheduled: list[Scheduled], S: int) -> SamplingArrays:
     temperature, top_p = np.zeros(S, np.float32), np.ones(S, np.float32)
     top_k, index = np.zeros(S, np.int32), np.zeros(S, np.int32)
-    seed = np.zeros(S, np.uint32)
+    seed, logprobs = np.zeros(S, np.uint32), np.zeros(S, bool)
     banned = np.full((S, MAX_STOP_IDS + len(self.eos_ids)), self.vocab_size, np.int32)
     for i, item in enumerate(scheduled):
       seq, p = item.seq, item.seq.params
       temperature[i], top_p[i], top_k[i] = p.temperature, p.top_p, p.top_k
       seed[i], index[i] = seq.seed, len(seq.output)
+      logprobs[i] = p.logprobs is not None
       if len(seq.output) < p.min_tokens:
         ids = list(p.stop_token_ids) + ([] if p.ignore_eos else list(self.eos_ids))
         banned[i, :len(ids)] = ids
-    return SamplingArrays(temperature, top_p, top_k, seed, index, banned)
+    return SamplingArrays(temperature, top_p, top_k, seed, index, banned, logprobs)

@@ -21,6 +21,7 @@ class SamplingArrays(NamedTuple):
   seed: jax.Array         # [S] uint32
   index: jax.Array        # [S] int32: which output token this is
   banned: jax.Array       # [S, K] int32 ids that may not be sampled yet (vocab size: none)
+  logprobs: jax.Array     # [S] bool: whether the row's request wants log-probabilities
 
 
 class Sampled(NamedTuple):
@@ -66,8 +67,6 @@ def _draw(scaled, keys):
 def sample(logits, arrays: SamplingArrays) -> Sampled:
   """logits [S, vocab] float32 -> the sampled tokens and their log-probabilities."""
   rows = jnp.arange(logits.shape[0])[:, None]
-  logprobs = jax.nn.log_softmax(logits, axis=-1)
-  top_logprobs, top_ids = jax.lax.top_k(logprobs, MAX_TOP_LOGPROBS)
   allowed = logits.at[rows, arrays.banned].set(-jnp.inf, mode="drop")
   greedy = jnp.argmax(allowed, axis=-1)
   scaled = allowed / jnp.maximum(arrays.temperature, 1e-6)[:, None]
@@ -79,5 +78,18 @@ def sample(logits, arrays: SamplingArrays) -> Sampled:
   drawn = jax.lax.cond(jnp.any(arrays.temperature > 0), _draw,
                        lambda x, _: jnp.zeros(x.shape[0], jnp.int32), scaled, keys)
   tokens = jnp.where(arrays.temperature > 0, drawn, greedy).astype(jnp.int32)
+  return Sampled(tokens, *jax.lax.cond(jnp.any(arrays.logprobs), _logprobs, _no_logprobs,
+                                       logits, tokens))
+
+
+def _logprobs(logits, tokens):
+  logprobs = jax.nn.log_softmax(logits, axis=-1)
+  top_logprobs, top_ids = jax.lax.top_k(logprobs, MAX_TOP_LOGPROBS)
   chosen = jnp.take_along_axis(logprobs, tokens[:, None], axis=-1)[:, 0]
-  return Sampled(tokens, chosen, top_logprobs, top_ids.astype(jnp.int32))
+  return chosen, top_logprobs, top_ids.astype(jnp.int32)
+
+
+def _no_logprobs(logits, tokens):  # a pure-decoding batch skips a pass over the vocabulary
+  rows = logits.shape[0]
+  return (jnp.zeros(rows), jnp.zeros((rows, MAX_TOP_LOGPROBS)),
+          jnp.zeros((rows, MAX_TOP_LOGPROBS), jnp.int32))

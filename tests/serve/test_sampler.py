@@ -47,7 +47,8 @@ def test_greedy_rows_take_the_argmax_and_banned_ids_are_skipped():
   banned = np.full((3, 2), 40, np.int32)
   banned[1, 0] = best[1, 0]
   arrays = SamplingArrays(jnp.zeros(3), jnp.ones(3), jnp.zeros(3, jnp.int32),
-                          jnp.zeros(3, jnp.uint32), jnp.zeros(3, jnp.int32), banned)
+                          jnp.zeros(3, jnp.uint32), jnp.zeros(3, jnp.int32), banned,
+                          jnp.asarray([True, False, False]))
   out = sample(logits, arrays)
   assert out.tokens.tolist() == [best[0, 0], best[1, 1], best[2, 0]]
   np.testing.assert_allclose(out.logprob, jax.nn.log_softmax(logits)[np.arange(3), out.tokens],

@@ -33,6 +33,8 @@ def micro_model():
 
 
 def make_engine(micro_model, **settings) -> Engine:
+  """One pool size and token budget for every test, so they share compiled shapes."""
   graphdef, params, model_config = micro_model
   return Engine(graphdef, params, model_config, CharTokenizer(),
-                EngineConfig(**{"block_size": 4, "num_blocks": 64, **settings}))
+                EngineConfig(**{"block_size": 4, "num_blocks": 20, "max_num_batched_tokens": 16,
+                                 **settings}))

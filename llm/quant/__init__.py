@@ -1,0 +1,1 @@
+"""Weight-only quantization: round-to-nearest and GPTQ onto integer grids, packed storage."""

@@ -1,0 +1,84 @@
+"""The integer grid weights are rounded onto: bits, groups along the input dimension, and
+symmetric or asymmetric scales (the GPTQ reference's conventions).
+
+Weights are [out, in] here (a row per output channel, as GPTQ writes them). A group is
+`group_size` consecutive input columns sharing one scale and zero point per row; group_size 0
+is one group per row ("per channel"). A value w is stored as q = clip(round(w / s) + z, 0,
+2^bits - 1) and read back as s * (q - z). Symmetric grids fix z at 2^(bits-1) and use the codes
+z - (2^(bits-1) - 1) .. z + 2^(bits-1) - 1 (as llama.cpp's Q8_0 does).
+"""
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+  bits: int = 4
+  group_size: int = 128  # 0: per channel
+  symmetric: bool = False
+
+  def __post_init__(self):
+    if self.bits not in (2, 3, 4, 8):
+      raise ValueError(f"bits must be 2, 3, 4 or 8, got {self.bits}")
+    if self.group_size < 0:
+      raise ValueError(f"group_size must be >= 0 (0: per channel), got {self.group_size}")
+
+  @property
+  def max_q(self) -> int:
+    return 2 ** self.bits - 1
+
+  def group_width(self, columns: int) -> int:
+    return self.group_size or columns
+
+
+def fit(grid: Grid, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(scale, zero) per row of w [rows, cols] for one group: the grid spans each row's range
+  (always including 0, so zero stays representable)."""
+  low = np.minimum(w.min(axis=1), 0.0)
+  high = np.maximum(w.max(axis=1), 0.0)
+  if grid.symmetric:
+    high = np.maximum(np.abs(low), high)
+    low = -high
+  degenerate = (low == 0) & (high == 0)
+  low, high = np.where(degenerate, -1.0, low), np.where(degenerate, 1.0, high)
+  if grid.symmetric:  # restricted range: the largest |w| lands on a code, never on a tie
+    half = 2 ** (grid.bits - 1)
+    return high / (half - 1), np.full(high.shape, float(half))
+  scale = (high - low) / grid.max_q
+  return scale, np.round(-low / scale)
+
+
+def quantize(w, scale, zero, max_q: int) -> np.ndarray:
+  """Integers on the grid for w [rows, k] with per-row scale/zero [rows]."""
+  return np.clip(np.round(w / scale[:, None]) + zero[:, None], 0, max_q)
+
+
+def dequantize(q, scale, zero) -> np.ndarray:
+  return scale[:, None] * (q - zero[:, None])
+
+
+def round_to_nearest(grid: Grid, w: np.ndarray):
+  """RTN: every group rounded on its own grid. Returns (q [out, in] uint8, scales and zeros
+  [out, groups])."""
+  rows, cols = w.shape
+  width = grid.group_width(cols)
+  if cols % width:
+    raise ValueError(f"{cols} input columns do not split into groups of {width}")
+  q, scales, zeros = np.empty(w.shape, np.uint8), [], []
+  for start in range(0, cols, width):
+    block = w[:, start:start + width]
+    scale, zero = fit(grid, block)
+    q[:, start:start + width] = quantize(block, scale, zero, grid.max_q)
+    scales.append(scale)
+    zeros.append(zero)
+  return q, np.stack(scales, axis=1), np.stack(zeros, axis=1)
+
+
+def dequantize_groups(q, scales, zeros, group_size: int) -> np.ndarray:
+  """Weights [out, in] from grid integers and per-group scales/zeros [out, groups]."""
+  width = group_size or q.shape[1]
+  s = np.repeat(scales, width, axis=1)
+  z = np.repeat(zeros, width, axis=1)
+  return s * (q.astype(s.dtype) - z)

@@ -1,0 +1,92 @@
+"""A packed low-bit weight the model uses in place of a float one.
+
+The model reads every weight as `param[...]`; a QuantizedWeight answers that with the
+dequantized float32 array, computed inside the traced program from the packed integers, so
+the matmul that follows reads 4 or 8 bits per weight from memory (the XLA path; the Pallas
+dequant-matmul kernel does the same on GPUs). It is a pytree: its arrays may carry leading
+axes (the stacked layers of a scanned model), which jit, scan and device_put slice like any.
+
+Storage of a weight W of shape in_shape + out_shape, viewed as [out, in] (GPTQ's layout):
+  packed [..., out, in * bits / 8] uint8   (llm/quant/pack.py's bit order)
+  scales, zeros [..., out, in / group] float32
+"""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from llm.quant.pack import pack
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class QuantizedWeight:
+  packed: jax.Array
+  scales: jax.Array
+  zeros: jax.Array
+  bits: int = dataclasses.field(metadata=dict(static=True))
+  group_size: int = dataclasses.field(metadata=dict(static=True))  # 0: per channel
+  in_shape: tuple = dataclasses.field(metadata=dict(static=True))
+  out_shape: tuple = dataclasses.field(metadata=dict(static=True))
+
+  @property
+  def shape(self) -> tuple:
+    lead = self.packed.shape[:-2]
+    return tuple(lead) + tuple(self.in_shape) + tuple(self.out_shape)
+
+  @property
+  def ndim(self) -> int:
+    return len(self.shape)
+
+  @property
+  def nbytes(self) -> int:
+    return sum(int(np.prod(a.shape)) * a.dtype.itemsize
+               for a in (self.packed, self.scales, self.zeros))
+
+  def __getitem__(self, index):
+    if index is not Ellipsis:
+      raise TypeError("a QuantizedWeight is read whole: weight[...]")
+    return dequantize_weight(self)
+
+
+def unpack_jnp(packed, bits: int, count: int):
+  """jnp version of llm.quant.pack.unpack (traced; int32 result)."""
+  packed = packed.astype(jnp.int32)
+  if bits == 8:
+    return packed[..., :count]
+  if bits == 4:  # two per byte: low nibble first
+    pair = jnp.stack([packed & 15, packed >> 4], axis=-1)
+    return pair.reshape(*packed.shape[:-1], -1)[..., :count]
+  planes = (packed[..., None] >> jnp.arange(8)) & 1
+  planes = planes.reshape(*packed.shape[:-1], -1)[..., :count * bits]
+  planes = planes.reshape(*packed.shape[:-1], count, bits)
+  return jnp.sum(planes << jnp.arange(bits), axis=-1)
+
+
+def dequantize_weight(w: QuantizedWeight):
+  """The float32 weight [..., *in_shape, *out_shape]."""
+  n_in = math.prod(w.in_shape)
+  q = unpack_jnp(w.packed, w.bits, n_in).astype(jnp.float32)  # [..., out, in]
+  width = w.group_size or n_in
+  scales = jnp.repeat(w.scales, width, axis=-1, total_repeat_length=n_in)
+  zeros = jnp.repeat(w.zeros, width, axis=-1, total_repeat_length=n_in)
+  dense = scales * (q - zeros)
+  lead = dense.shape[:-2]
+  dense = jnp.swapaxes(dense, -1, -2)  # [..., in, out]
+  return dense.reshape(*lead, *w.in_shape, *w.out_shape)
+
+
+def from_integers(q: np.ndarray, scales, zeros, bits: int, group_size: int, in_shape,
+                  out_shape) -> QuantizedWeight:
+  """Packs grid integers q [..., out, in] (GPTQ's layout) with their scales and zeros."""
+  return QuantizedWeight(jnp.asarray(pack(q, bits)), jnp.asarray(scales, jnp.float32),
+                         jnp.asarray(zeros, jnp.float32), bits, group_size, tuple(in_shape),
+                         tuple(out_shape))
+
+
+def as_matrix(weight: np.ndarray, n_in: int) -> np.ndarray:
+  """A float weight [*in_shape, *out_shape] as GPTQ's [out, in] matrix."""
+  return np.asarray(weight).reshape(math.prod(weight.shape[:n_in]), -1).T

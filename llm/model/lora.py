@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from llm.model.capture import record
 from llm.model.ops import mixed_einsum
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate", "up", "down")
@@ -67,6 +68,8 @@ def attach_loras(module, weights, lora_config, rngs) -> None:
 
 def project(module, name: str, equation: str, x, compute_dtype, rng=None):
   """einsum(equation, x, module.<name>), plus its adapter's part when it has one."""
+  x_letters, w_letters = equation.split("->")[0].split(",")
+  record(module, name, x, sum(c in w_letters for c in x_letters))  # for calibration
   out = mixed_einsum(equation, x, getattr(module, name)[...], compute_dtype)
   adapter = getattr(module, f"{name}_lora", None)
   if adapter is not None:

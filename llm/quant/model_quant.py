@@ -1,0 +1,147 @@
+"""Quantizing a whole model, block by block ("true sequential").
+
+Each block's inputs come from the blocks before it already quantized, and inside a block the
+projections are quantized in the order they run: q/k/v (one shared input), o_proj, gate/up,
+down; each group's Hessian is measured with the earlier groups already quantized. Weights
+become QuantizedWeight leaves of the parameter tree, which the model reads as usual.
+Dense attention and MLP projections are quantized; MoE experts, side adapters, the embedding
+and the output head stay in float (see `QuantSettings`).
+"""
+
+import dataclasses
+import logging
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from llm.model.capture import by_path, recording
+from llm.model.rope import rotary_tables
+from llm.quant.gptq import GPTQSettings, gptq
+from llm.quant.grid import Grid, dequantize_groups, round_to_nearest
+from llm.quant.quantized import as_matrix, from_integers
+
+# (weight path inside a block, number of input axes), in the order the block runs them
+SEQUENCE = ((("attn/q_proj", 1), ("attn/k_proj", 1), ("attn/v_proj", 1)),
+            (("attn/o_proj", 2),), (("mlp/gate", 1), ("mlp/up", 1)), (("mlp/down", 1),))
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantSettings:
+  method: str = "gptq"  # or "rtn"
+  grid: Grid = Grid()
+  damp: float = 0.01
+  block_size: int = 128
+  act_order: bool = False
+
+  def describe(self) -> str:
+    g = self.grid
+    group = f"g{g.group_size}" if g.group_size else "per-channel"
+    order = "+act-order" if self.act_order and self.method == "gptq" else ""
+    return f"{self.method}:{g.bits}:{group}{':sym' if g.symmetric else ''}{order}"
+
+
+def _get(tree: dict, path: str):
+  for key in path.split("/"):
+    tree = tree[key]
+  return tree
+
+
+def _set(tree: dict, path: str, value) -> None:
+  *parents, last = path.split("/")
+  for key in parents:
+    tree = tree[key]
+  tree[last] = value
+
+
+def quantize_weight(weight, n_in: int, gram, settings: QuantSettings):
+  """One float weight [*in, *out] -> (QuantizedWeight, output errors). gram: summed x^T x of
+  its inputs and their count; the errors are mean ||(W - Q) x||^2 over those inputs for
+  GPTQ and for RTN on the same grid ({} without a gram)."""
+  matrix = as_matrix(np.asarray(weight, np.float64), n_in)
+  rtn = round_to_nearest(settings.grid, matrix)
+  q, scales, zeros = rtn
+  errors = {}
+  if gram is not None:
+    h = np.asarray(gram[0], np.float64) / max(float(gram[1]), 1.0)  # E[x x^T]
+    if settings.method == "gptq":
+      q, scales, zeros = gptq(matrix, 2.0 * h, GPTQSettings(
+          settings.grid, settings.damp, settings.block_size, settings.act_order))
+    width = settings.grid.group_size
+    for name, ints in (("rtn", rtn), (settings.method, (q, scales, zeros))):
+      delta = matrix - dequantize_groups(*ints, width)
+      errors[name] = float(np.einsum("oi,ij,oj->", delta, h, delta))
+  shape = np.shape(weight)
+  return from_integers(q, scales, zeros, settings.grid.bits, settings.grid.group_size,
+                       shape[:n_in], shape[n_in:]), errors
+
+
+def _block_states(model) -> list[tuple]:
+  """(graphdef, parameter dict) of each block."""
+  if model.scan_layers:
+    graphdef, stacked = nnx.split(model.layers)
+    stacked = nnx.to_pure_dict(stacked)
+    return [(graphdef, jax.tree.map(lambda a, i=i: a[i], stacked))
+            for i in range(model.num_layers)]
+  return [(lambda g, s: (g, nnx.to_pure_dict(s)))(*nnx.split(b)) for b in model.layers]
+
+
+def _forward_and_grams(graphdef, rotary, positions, segments):
+  @jax.jit
+  def run(layer: dict, x):
+    block = nnx.merge(graphdef, layer)
+    with recording() as seen:
+      out = block(x, rotary, positions, segments)[0]
+    return out, by_path(block, seen)
+  return run
+
+
+def _has(tree: dict, path: str) -> bool:
+  try:
+    return not isinstance(_get(tree, path), dict)
+  except (KeyError, TypeError):
+    return False
+
+
+def quantize_model(model, tokens: np.ndarray, settings: QuantSettings, log_every: int = 1):
+  """(quantized parameters: a pure dict with QuantizedWeight leaves, per-weight output errors
+  of this method and of RTN) of `model` (a merged Transformer), calibrated on tokens
+  [windows, length]."""
+  if model.num_moe_layers:
+    logging.warning("MoE experts are not quantized; the attention of their layers is")
+  tokens = jnp.asarray(tokens)
+  positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
+  segments = jnp.ones_like(tokens)
+  rotary = rotary_tables(positions, model.rope_inv_freq, model.rope_attention_scale)
+  x = jnp.asarray(model.embed[...])[tokens].astype(jnp.float32)
+  start, quantized, runners, errors = time.perf_counter(), [], {}, []
+  blocks = _block_states(model)
+  for index, (graphdef, layer) in enumerate(blocks):
+    if graphdef not in runners:
+      runners[graphdef] = _forward_and_grams(graphdef, rotary, positions, segments)
+    run = runners[graphdef]
+    for group in SEQUENCE:
+      if not all(_has(layer, path) for path, _ in group):
+        continue  # e.g. an MoE layer has no mlp/gate
+      grams = run(layer, x)[1]
+      for path, n_in in group:
+        weight, error = quantize_weight(_get(layer, path), n_in, grams[path], settings)
+        _set(layer, path, weight)
+        errors.append({"layer": index, "weight": path, **error})
+    x = run(layer, x)[0]
+    quantized.append(layer)
+    if log_every and (index + 1) % log_every == 0:
+      logging.info("quantized block %d/%d (%s) in %.1f s", index + 1, len(blocks),
+                   settings.describe(), time.perf_counter() - start)
+  return _assemble(model, quantized), errors
+
+
+def _assemble(model, layers: list[dict]) -> dict:
+  params = nnx.to_pure_dict(nnx.split(model, nnx.Param)[1])
+  if model.scan_layers:
+    params["layers"] = jax.tree.map(lambda *a: jnp.stack(a), *layers)
+  else:
+    params["layers"] = {i: layer for i, layer in enumerate(layers)}
+  return params

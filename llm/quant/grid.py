@@ -3,7 +3,8 @@ symmetric or asymmetric scales (the GPTQ reference's conventions).
 
 Weights are [out, in] here (a row per output channel, as GPTQ writes them). A group is
 `group_size` consecutive input columns sharing one scale and zero point per row; group_size 0
-is one group per row ("per channel"). A value w is stored as q = clip(round(w / s) + z, 0,
+is one group per row ("per channel"); when the width does not divide the columns, the last
+group is narrower (SmolLM2's 576 inputs are four groups of 128 and one of 64). A value w is stored as q = clip(round(w / s) + z, 0,
 2^bits - 1) and read back as s * (q - z). Symmetric grids fix z at 2^(bits-1) and use the codes
 z - (2^(bits-1) - 1) .. z + 2^(bits-1) - 1 (as llama.cpp's Q8_0 does).
 """
@@ -64,8 +65,6 @@ def round_to_nearest(grid: Grid, w: np.ndarray):
   [out, groups])."""
   rows, cols = w.shape
   width = grid.group_width(cols)
-  if cols % width:
-    raise ValueError(f"{cols} input columns do not split into groups of {width}")
   q, scales, zeros = np.empty(w.shape, np.uint8), [], []
   for start in range(0, cols, width):
     block = w[:, start:start + width]
@@ -79,6 +78,6 @@ def round_to_nearest(grid: Grid, w: np.ndarray):
 def dequantize_groups(q, scales, zeros, group_size: int) -> np.ndarray:
   """Weights [out, in] from grid integers and per-group scales/zeros [out, groups]."""
   width = group_size or q.shape[1]
-  s = np.repeat(scales, width, axis=1)
-  z = np.repeat(zeros, width, axis=1)
+  s = np.repeat(scales, width, axis=1)[:, :q.shape[1]]
+  z = np.repeat(zeros, width, axis=1)[:, :q.shape[1]]
   return s * (q.astype(s.dtype) - z)

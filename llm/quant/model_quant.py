@@ -145,3 +145,18 @@ def _assemble(model, layers: list[dict]) -> dict:
   else:
     params["layers"] = {i: layer for i, layer in enumerate(layers)}
   return params
+
+
+def parse_settings(spec: str) -> QuantSettings:
+  """"gptq:4:128", "rtn:8:0" (0: per channel), "gptq:3:128:sym:act" -> QuantSettings."""
+  parts = spec.split(":")
+  try:
+    method, bits = parts[0], int(parts[1])
+    group = int(parts[2]) if len(parts) > 2 else 128
+  except (IndexError, ValueError):
+    raise ValueError(f"quantization {spec!r}: use METHOD:BITS[:GROUP][:sym][:act], e.g. "
+                     "gptq:4:128 or rtn:8:0 (group 0: per channel)") from None
+  flags = set(parts[3:])
+  if method not in ("gptq", "rtn") or flags - {"sym", "act"}:
+    raise ValueError(f"quantization {spec!r}: method gptq or rtn, options sym and act")
+  return QuantSettings(method, Grid(bits, group, "sym" in flags), act_order="act" in flags)

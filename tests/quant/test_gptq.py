@@ -76,3 +76,12 @@ def test_pack_unpack_round_trips_exactly(bits):
   np.testing.assert_array_equal(unpack(packed, bits, 48), values)
   with pytest.raises(ValueError, match="multiple of 8"):
     pack(values[:, :5], bits)
+
+
+def test_a_narrower_last_group_is_quantized_like_the_others():
+  w, x = _layer(cols=40, seed=3)
+  grid = Grid(4, 16, False)  # groups of 16, 16 and 8
+  q, scales, zeros = gptq(w, hessian(x), GPTQSettings(grid, block_size=32))
+  assert scales.shape == (24, 3)
+  ours = dequantize_groups(q, scales, zeros, 16)
+  np.testing.assert_allclose(ours, naive_gptq(w, hessian(x), grid, 0.01), atol=1e-4)

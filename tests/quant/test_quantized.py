@@ -9,7 +9,7 @@ from llm.quant.grid import Grid, dequantize_groups, round_to_nearest
 from llm.quant.quantized import as_matrix, from_integers
 
 
-@pytest.mark.parametrize("bits,group", [(4, 8), (8, 0), (3, 16), (2, 8)])
+@pytest.mark.parametrize("bits,group", [(4, 8), (8, 0), (3, 16), (2, 12)])
 def test_dequantized_weight_equals_numpy_for_any_weight_shape(bits, group):
   rng = np.random.default_rng(bits)
   weight = rng.normal(size=(16, 3, 8)).astype(np.float32)  # like q_proj: [d, heads, head_dim]

@@ -52,6 +52,10 @@ class Evaluated:
   def logits(self, ids):
     return nnx.merge(self.graphdef, self.params)(ids)
 
+  def model(self, params=None):
+    """The model as a Transformer, with its own parameters or `params` (quantized ones)."""
+    return nnx.merge(self.graphdef, self.params if params is None else params)
+
   def greedy(self, prompts: list[list[int]], new_tokens: int, stop_ids=()) -> list[list[int]]:
     """Greedy continuations of many prompts, batch_size at a time, cut at a stop token."""
     longest = max((len(p) for p in prompts), default=0)

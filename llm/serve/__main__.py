@@ -42,6 +42,12 @@ _MAX_LEN = flags.DEFINE_integer("max_model_len", 0, "Context (prompt + output) i
 _MAX_WAITING = flags.DEFINE_integer("max_waiting", 256, "Requests waiting for their first token "
                                     "at most; more get 429.")
 _PREFIX = flags.DEFINE_boolean("prefix_caching", True, "Share KV blocks of identical prefixes.")
+_QUANTIZE = flags.DEFINE_string(
+    "quantize", "", "Quantize the weights before serving: METHOD:BITS[:GROUP][:sym][:act], "
+    "e.g. gptq:4:128 (llm/quant; calibrated on packaged Shakespeare).")
+_QUANTIZED = flags.DEFINE_string(
+    "quantized", "", "Serve the quantized parameters saved in this folder (python -m llm.quant "
+    "--out=DIR) with --model's tokenizer and chat template.")
 _STATIC = flags.DEFINE_boolean(
     "static_batching", False, "Baseline for benchmarks: a batch runs to completion before "
     "the next one is formed (no requests join between steps).")
@@ -67,6 +73,10 @@ def context_length(model_max: int, wanted: int, num_blocks: int, block_size: int
 
 
 def build_engine(served) -> Engine:
+  if _QUANTIZED.value:
+    served.load_quantized(_QUANTIZED.value)
+  elif _QUANTIZE.value:
+    logging.info("quantizing: %s", served.quantize(_QUANTIZE.value))
   mc = served.model_config
   config = EngineConfig(
       block_size=_BLOCK_SIZE.value, num_blocks=_NUM_BLOCKS.value, max_num_seqs=_MAX_SEQS.value,

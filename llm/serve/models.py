@@ -35,6 +35,27 @@ class ServedModel:
     path = self.name.partition(":")[2]
     return os.path.basename(os.path.normpath(path)) if path else self.name
 
+  def quantize(self, spec: str, source: str = "shakespeare", windows: int = 128,
+               length: int = 256) -> dict:
+    """Replaces the parameters with quantized ones (llm/quant; e.g. "gptq:4:128"),
+    calibrated on packaged text; returns the quantization's figures."""
+    import time
+    from llm.quant.calibration import calibration_windows
+    from llm.quant.model_quant import parse_settings, quantize_model
+    settings = parse_settings(spec)
+    tokens = calibration_windows(self.tokenizer, source, windows, length)
+    start = time.perf_counter()
+    self.params, errors = quantize_model(self.loaded.model(), tokens, settings)
+    self.name = f"{self.name} ({settings.describe()})"
+    return {"settings": settings.describe(), "seconds": time.perf_counter() - start,
+            "weights": len(errors)}
+
+  def load_quantized(self, directory: str) -> None:
+    """Serves the quantized parameters saved in `directory` (python -m llm.quant --out)."""
+    from llm.quant.checkpoint import load_quantized
+    self.params, meta = load_quantized(directory)
+    self.name = f"{self.name} ({meta['settings']})"
+
   @property
   def can_chat(self) -> bool:
     return self.loaded.can_chat

@@ -44,3 +44,25 @@ def test_a_saved_quantized_model_loads_with_identical_outputs(tmp_path):
                                 np.asarray(nnx.merge(graphdef, quantized)(tokens)))
   with pytest.raises(FileExistsError, match="exists"):
     save_quantized(path, quantized, {}, "")
+
+
+def test_the_engine_serves_a_quantized_model_with_its_own_greedy_tokens():
+  from llm.model.sampling import complete
+  from llm.serve.sampling_params import SamplingParams
+  from tests.serve.conftest import make_engine
+  config = micro_config(num_heads=6, num_kv_heads=2, max_seq_len=64)
+  model = build_model(config.model, seed=3)
+  graphdef = nnx.split(model, nnx.Param)[0]
+  tokens = np.random.default_rng(2).integers(0, 64, (4, 16))
+  quantized, _ = quantize_model(model, tokens, QuantSettings("gptq", Grid(4, 8, False)))
+  engine = make_engine((graphdef, quantized, config.model))
+  prompts = [[5, 9, 2, 33], [7, 1, 12, 40, 41, 3]]
+  for i, p in enumerate(prompts):
+    engine.add_request(str(i), p, SamplingParams(max_tokens=5, temperature=0.0,
+                                                 ignore_eos=True))
+  out = {}
+  while engine.has_unfinished():
+    for o in engine.step():
+      out.setdefault(o.request_id, []).extend(o.token_ids)
+  for i, p in enumerate(prompts):
+    assert out[str(i)] == complete(graphdef, quantized, p, 5)

@@ -28,9 +28,13 @@ def bucket(n: int) -> int:
 
 
 @functools.partial(jax.jit, static_argnums=0, donate_argnums=(2, 3))
-def _step(graphdef, params, k_pool, v_pool, batch: PagedBatch, sampling: SamplingArrays):
-  logits, k_pool, v_pool = paged_forward(nnx.merge(graphdef, params), k_pool, v_pool, batch)
-  return sample(logits, sampling), k_pool, v_pool
+def _step(graphdef, params, k_pool, v_pool, batch: PagedBatch):
+  return paged_forward(nnx.merge(graphdef, params), k_pool, v_pool, batch)
+
+
+# Sampling compiles apart from the model: its shapes depend on the number of sequences only,
+# not on the step's tokens, rows and blocks, so it compiles a handful of times.
+_sample = jax.jit(sample)
 
 
 class ModelRunner:
@@ -47,16 +51,17 @@ class ModelRunner:
 
   @property
   def compilations(self) -> int:
-    """Programs compiled since this runner started (shared by runners of the same model)."""
+    """Model programs compiled since this runner started (shared by runners of the same
+    model; the sampler adds one per sequence bucket)."""
     return _step._cache_size() - self._compiled_before
 
   def execute(self, scheduled: list[Scheduled]) -> Sampled:
     """Runs one step; row i of the result belongs to scheduled[i] (numpy arrays)."""
     batch = self.batch_arrays(scheduled)
     sampling = self.sampling_arrays(scheduled, batch.block_tables.shape[0])
-    out, self.k_pool, self.v_pool = _step(self.graphdef, self.params, self.k_pool,
-                                          self.v_pool, batch, sampling)
-    return Sampled(*jax.device_get(tuple(out)))
+    logits, self.k_pool, self.v_pool = _step(self.graphdef, self.params, self.k_pool,
+                                             self.v_pool, batch)
+    return Sampled(*jax.device_get(tuple(_sample(logits, sampling))))
 
   def batch_arrays(self, scheduled: list[Scheduled]) -> PagedBatch:
     size = self.block_size

@@ -19,3 +19,14 @@ def test_paged_decode_matches_dense_cache(scan_layers):
     assert len(paged[row]) == len(dense) == 5
     for step, (p, d) in enumerate(zip(paged[row], dense)):
       np.testing.assert_allclose(p, d, atol=1e-5, err_msg=f"seq {row} step {step}")
+
+
+def test_the_tiny_config_decodes_through_the_paged_cache_with_the_dense_logits():
+  from llm.config import load_experiment
+  config = load_experiment("tiny")
+  model = build_model(config.model, seed=2)
+  prompt = [17, 300, 5, 1999, 42, 7, 7, 128, 64]
+  paged = paged_logits_per_step(model, config.model, [prompt], steps=3, chunk=4,
+                                block_size=16)[0]
+  for step, (p, d) in enumerate(zip(paged, dense_logits_per_step(model, prompt, 3))):
+    np.testing.assert_allclose(p, d, atol=1e-5, err_msg=f"step {step}")

@@ -14,17 +14,31 @@ import dataclasses
 import numpy as np
 
 
+GGML = {"q4_0": 4, "q8_0": 8}  # llama.cpp's grids: symmetric, blocks of 32, float16 scales
+
+
 @dataclasses.dataclass(frozen=True)
 class Grid:
   bits: int = 4
   group_size: int = 128  # 0: per channel
   symmetric: bool = False
+  ggml: str = ""  # "q4_0" or "q8_0": llama.cpp's own grid (bits 4/8, groups of 32)
 
   def __post_init__(self):
     if self.bits not in (2, 3, 4, 8):
       raise ValueError(f"bits must be 2, 3, 4 or 8, got {self.bits}")
     if self.group_size < 0:
       raise ValueError(f"group_size must be >= 0 (0: per channel), got {self.group_size}")
+    if self.ggml and (GGML.get(self.ggml) != self.bits or self.group_size != 32):
+      raise ValueError(f"the {self.ggml} grid is {GGML.get(self.ggml)} bits in groups of 32")
+
+  @classmethod
+  def llama_cpp(cls, kind: str) -> "Grid":
+    """Q4_0: w = d (q - 8), d = (the signed largest-magnitude value) / -8; Q8_0: w = d (q - 128)
+    with d = max|w| / 127. d is a float16 in the file, so it is rounded to one here."""
+    if kind not in GGML:
+      raise ValueError(f"llama.cpp grid {kind!r}: choose one of {sorted(GGML)}")
+    return cls(GGML[kind], 32, True, kind)
 
   @property
   def max_q(self) -> int:
@@ -37,6 +51,8 @@ class Grid:
 def fit(grid: Grid, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """(scale, zero) per row of w [rows, cols] for one group: the grid spans each row's range
   (always including 0, so zero stays representable)."""
+  if grid.ggml:
+    return _fit_ggml(grid, w)
   low = np.minimum(w.min(axis=1), 0.0)
   high = np.maximum(w.max(axis=1), 0.0)
   if grid.symmetric:
@@ -49,6 +65,17 @@ def fit(grid: Grid, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return high / (half - 1), np.full(high.shape, float(half))
   scale = (high - low) / grid.max_q
   return scale, np.round(-low / scale)
+
+
+def _fit_ggml(grid: Grid, w: np.ndarray):
+  if grid.ggml == "q4_0":
+    extreme = w[np.arange(len(w)), np.argmax(np.abs(w), axis=1)]
+    scale, zero = extreme / -8.0, 8.0
+  else:
+    scale, zero = np.abs(w).max(axis=1) / 127.0, 128.0
+  scale = scale.astype(np.float16).astype(np.float64)
+  scale = np.where(scale == 0, 1.0, scale)  # an all-zero block: any scale, codes at zero
+  return scale, np.full(scale.shape, zero)
 
 
 def quantize(w, scale, zero, max_q: int) -> np.ndarray:

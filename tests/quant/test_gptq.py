@@ -85,3 +85,21 @@ def test_a_narrower_last_group_is_quantized_like_the_others():
   assert scales.shape == (24, 3)
   ours = dequantize_groups(q, scales, zeros, 16)
   np.testing.assert_allclose(ours, naive_gptq(w, hessian(x), grid, 0.01), atol=1e-4)
+
+
+def test_llama_cpp_blocks_hold_our_codes_and_read_back_as_gguf_reads_them():
+  import gguf
+  from llm.quant.ggml import from_blocks, to_blocks
+  w, x = _layer(cols=64, seed=5)
+  for kind, qtype in (("q4_0", gguf.GGMLQuantizationType.Q4_0),
+                      ("q8_0", gguf.GGMLQuantizationType.Q8_0)):
+    grid = Grid.llama_cpp(kind)
+    q, scales, zeros = gptq(w, hessian(x), GPTQSettings(grid))
+    ours = dequantize_groups(q, scales, zeros, 32)
+    blocks = to_blocks(q, scales, kind)
+    np.testing.assert_allclose(gguf.quants.dequantize(blocks, qtype), ours, atol=1e-7)
+    codes, read_scales = from_blocks(blocks, kind)
+    np.testing.assert_array_equal(codes, q)
+    np.testing.assert_array_equal(read_scales, scales)
+  with pytest.raises(ValueError, match="groups of 32"):
+    Grid(4, 64, True, "q4_0")

@@ -14,6 +14,7 @@ renamed, so a failed export leaves no partial file.
 """
 
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,6 +25,12 @@ from llm.interop.hf_weights import hf_from_params
 from llm.model.rope import inverse_frequencies
 
 TENSOR_TYPES = ("F32", "F16", "Q8_0")
+
+
+class RawTensor(NamedTuple):
+  """Bytes already in a GGML block type (e.g. GPTQ codes as Q4_0, llm/quant/gguf_out.py)."""
+  data: np.ndarray  # uint8 [rows, row bytes]
+  qtype: str        # "Q4_0", "Q8_0"
 
 
 def llama_cpp_permute(w: np.ndarray, heads: int) -> np.ndarray:
@@ -65,15 +72,16 @@ def gguf_tensors(model_config, params: dict) -> dict:
 
 
 def save_gguf(path: str, model_config, params: dict, tokenizer=None, *,
-              tensor_type: str = "F32", name: str = "llm") -> str:
-  """Writes `path` (a llama-architecture GGUF file); returns it."""
+              tensor_type: str = "F32", name: str = "llm", tensors: dict | None = None) -> str:
+  """Writes `path` (a llama-architecture GGUF file); returns it. `tensors` (GGUF name ->
+  float array or RawTensor) replaces the ones made from `params` (pass params=None)."""
   import gguf
-  if tensor_type not in TENSOR_TYPES:
+  if tensor_type not in TENSOR_TYPES + ("Q4_0",) or (tensor_type == "Q4_0" and not tensors):
     raise ValueError(f"tensor_type {tensor_type!r}: choose one of {TENSOR_TYPES}")
   hf = hf_config_from_model(model_config)  # also refuses what no Llama/Mixtral checkpoint can hold
   if model_config.rope.scaling == "ntk":
     raise ValueError("llama.cpp has no NTK-aware RoPE scaling; use linear, yarn or llama3")
-  tensors = gguf_tensors(model_config, params)
+  tensors = tensors if tensors is not None else gguf_tensors(model_config, params)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = f"{path}.tmp"
   try:
@@ -93,6 +101,9 @@ def _write(gguf, tmp: str, model_config, hf: dict, tensors: dict, tokenizer, nam
   if tokenizer is not None:
     _write_sentencepiece(writer, tokenizer)
   for tensor_name, w in tensors.items():
+    if isinstance(w, RawTensor):
+      writer.add_tensor(tensor_name, w.data, raw_dtype=gguf.GGMLQuantizationType[w.qtype])
+      continue
     kind = _storage_type(w, tensor_type)
     if kind == "F32":
       writer.add_tensor(tensor_name, w)
@@ -111,6 +122,8 @@ def _storage_type(w: np.ndarray, tensor_type: str) -> str:
   """Matrices in the chosen type (Q8_0 needs rows of whole 32-value blocks, else F16); norms
   and the RoPE factors in F32."""
   if w.ndim < 2 or tensor_type == "F32":
+    return "F32"
+  if tensor_type == "Q4_0":  # what GPTQ did not quantize (embedding, head) stays F32
     return "F32"
   return "F16" if tensor_type == "Q8_0" and w.shape[-1] % 32 else tensor_type
 
@@ -136,7 +149,8 @@ def _write_metadata(writer, gguf, model_config, hf: dict, name: str, tensor_type
     writer.add_expert_count(model_config.moe.num_experts)
     writer.add_expert_used_count(model_config.moe.top_k)
   writer.add_file_type({"F32": gguf.LlamaFileType.ALL_F32, "F16": gguf.LlamaFileType.MOSTLY_F16,
-                        "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[tensor_type])
+                        "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+                        "Q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[tensor_type])
 
 
 def _write_sentencepiece(writer, tokenizer) -> None:

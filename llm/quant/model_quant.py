@@ -40,7 +40,8 @@ class QuantSettings:
     g = self.grid
     group = f"g{g.group_size}" if g.group_size else "per-channel"
     order = "+act-order" if self.act_order and self.method == "gptq" else ""
-    return f"{self.method}:{g.bits}:{group}{':sym' if g.symmetric else ''}{order}"
+    kind = f":{g.ggml}" if g.ggml else (":sym" if g.symmetric else "")
+    return f"{self.method}:{g.bits}:{group}{kind}{order}"
 
 
 def _get(tree: dict, path: str):
@@ -148,7 +149,8 @@ def _assemble(model, layers: list[dict]) -> dict:
 
 
 def parse_settings(spec: str) -> QuantSettings:
-  """"gptq:4:128", "rtn:8:0" (0: per channel), "gptq:3:128:sym:act" -> QuantSettings."""
+  """"gptq:4:128", "rtn:8:0" (0: per channel), "gptq:3:128:sym:act", "gptq:4:32:q4_0" ->
+  QuantSettings."""
   parts = spec.split(":")
   try:
     method, bits = parts[0], int(parts[1])
@@ -157,6 +159,11 @@ def parse_settings(spec: str) -> QuantSettings:
     raise ValueError(f"quantization {spec!r}: use METHOD:BITS[:GROUP][:sym][:act], e.g. "
                      "gptq:4:128 or rtn:8:0 (group 0: per channel)") from None
   flags = set(parts[3:])
-  if method not in ("gptq", "rtn") or flags - {"sym", "act"}:
-    raise ValueError(f"quantization {spec!r}: method gptq or rtn, options sym and act")
-  return QuantSettings(method, Grid(bits, group, "sym" in flags), act_order="act" in flags)
+  if method not in ("gptq", "rtn") or flags - {"sym", "act", "q4_0", "q8_0"}:
+    raise ValueError(f"quantization {spec!r}: method gptq or rtn, options sym, act, and q4_0 "
+                     "or q8_0 (llama.cpp's grids: gptq:4:32:q4_0, gptq:8:32:q8_0)")
+  ggml = flags & {"q4_0", "q8_0"}
+  grid = Grid.llama_cpp(ggml.pop()) if ggml else Grid(bits, group, "sym" in flags)
+  if (grid.bits, grid.group_size) != (bits, group):
+    raise ValueError(f"quantization {spec!r}: {grid.ggml} is {grid.bits} bits in groups of 32")
+  return QuantSettings(method, grid, act_order="act" in flags)

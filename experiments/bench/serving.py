@@ -20,7 +20,6 @@ sys.path.insert(0, str(REPO))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 
 from experiments.bench.versions import library_versions, machine  # noqa: E402
 from llm.io import write_json_atomic  # noqa: E402

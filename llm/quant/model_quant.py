@@ -90,13 +90,15 @@ def _block_states(model) -> list[tuple]:
 
 
 def _forward_and_grams(graphdef, rotary, positions, segments):
+  """run(layer, x) -> (block output, input grams); the calibration's rotary tables and
+  positions go in as arguments, not as constants baked into the program."""
   @jax.jit
-  def run(layer: dict, x):
+  def run(layer: dict, x, rotary, positions, segments):
     block = nnx.merge(graphdef, layer)
     with recording() as seen:
       out = block(x, rotary, positions, segments)[0]
     return out, by_path(block, seen)
-  return run
+  return lambda layer, x: run(layer, x, rotary, positions, segments)
 
 
 def _has(tree: dict, path: str) -> bool:

@@ -11,7 +11,6 @@ import functools
 
 import jax
 import numpy as np
-import jax.numpy as jnp
 from flax import nnx
 
 from llm.model.ops import dtype_of

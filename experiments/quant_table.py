@@ -62,7 +62,8 @@ def table_for(spec: str, settings: list[str], args) -> dict:
     seconds = time.perf_counter() - start
     rows[name] = {"perplexity": perplexity(loaded.model(params), loaded.tokenizer, texts),
                   "seconds": seconds, "weights": len(errors),
-                  "weights_below_rtn_error": sum(e[quant.method] < e["rtn"] for e in errors)}
+                  "weights_below_rtn_error": sum(e["gptq"] < e["rtn"] for e in errors
+                                                 if "gptq" in e)}
     print(spec, name, json.dumps(rows[name]), flush=True)
   return {"rows": rows, "heldout_tokens": bits_per_byte(loaded.model(), loaded.tokenizer,
                                                           texts)["tokens"]}

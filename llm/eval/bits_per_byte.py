@@ -12,18 +12,30 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from llm.data.curation.heldout import is_heldout
 from llm.data.curation.sources import load_documents
 
 
+def _with_weights_as_arguments(logits_fn):
+  """(fn(weights, ids), weights). A module's weights are passed to the compiled program
+  rather than closed over, so XLA does not fold a large embedding into it as a constant."""
+  if isinstance(logits_fn, nnx.Module):
+    graphdef, weights = nnx.split(logits_fn)
+    return (lambda w, ids: nnx.merge(graphdef, w)(ids)), weights
+  return (lambda _, ids: logits_fn(ids)), None
+
+
 def bits_per_byte(logits_fn, tokenizer, texts: list[str], window: int = 256,
                   bos_id: int | None = None) -> dict:
-  """logits_fn(ids [1, t]) -> logits [1, t, vocab]; returns bits_per_byte, nats_per_token,
-  tokens and bytes."""
+  """logits_fn(ids [1, t]) -> logits [1, t, vocab] (a model, or any function); returns
+  bits_per_byte, nats_per_token, tokens and bytes."""
+  forward, weights = _with_weights_as_arguments(logits_fn)
+
   @jax.jit
-  def nll(ids, targets, mask):
-    logp = jax.nn.log_softmax(logits_fn(ids).astype(jnp.float32), axis=-1)
+  def nll(weights, ids, targets, mask):
+    logp = jax.nn.log_softmax(forward(weights, ids).astype(jnp.float32), axis=-1)
     return -jnp.sum(jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0] * mask)
 
   start = tokenizer.bos_id if bos_id is None else bos_id
@@ -38,7 +50,7 @@ def bits_per_byte(logits_fn, tokenizer, texts: list[str], window: int = 256,
                                (np.int32, np.int32, np.float32))  # one compiled shape
       inputs[0, :len(piece)] = [start] + piece[:-1]
       targets[0, :len(piece)], mask[0, :len(piece)] = piece, 1.0
-      total += float(nll(inputs, targets, mask))
+      total += float(nll(weights, inputs, targets, mask))
   return {"bits_per_byte": total / math.log(2) / max(size, 1),
           "nats_per_token": total / max(tokens, 1), "tokens": tokens, "bytes": size}
 

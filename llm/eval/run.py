@@ -42,7 +42,7 @@ HUMANEVAL_INSTRUCTION = "Complete this Python function. Reply with the whole fun
 def run_task(model: Evaluated, task: str, limit: int, new_tokens: int, bpb_chars: int) -> dict:
   if task == "bpb":
     window = min(512, model.model_config.max_seq_len)
-    return {source: bits_per_byte(model.logits, model.tokenizer,
+    return {source: bits_per_byte(model.model(), model.tokenizer,
                                   heldout_texts(source, bpb_chars), window=window)
             for source in ("shakespeare", "python_stdlib")}
   if task == "gsm8k":

@@ -4,6 +4,9 @@
     block(x, ...)                 # inside jit: return the grams to get the arrays out
   grams = by_path(block, seen)    # {"attn/q_proj": (x^T x [in, in] float32, tokens), ...}
 
+A mixture of experts records one gram per expert, over the tokens routed to it:
+{"mlp/gate": ([experts, in, in], [experts]), ...}.
+
 Only the input Gram matrix is kept (what GPTQ needs), never the activations themselves.
 Outside `recording()` projections record nothing and cost nothing extra.
 """
@@ -27,18 +30,28 @@ def recording():
     _SEEN.reset(token)
 
 
-def record(module, name: str, x, n_in: int) -> None:
-  """Adds x^T x of the input of `module.<name>` (its last n_in axes are contracted)."""
+def is_recording() -> bool:
+  return _SEEN.get() is not None
+
+
+def add_gram(module, name: str, gram, count) -> None:
+  """Adds a gram (and its token count) computed by the caller, e.g. one per expert
+  [experts, in, in] with counts [experts]."""
   seen = _SEEN.get()
   if seen is None:
     return
-  name = (id(module), name)
+  key = (id(module), name)
+  if key in seen:
+    gram, count = gram + seen[key][0], count + seen[key][1]
+  seen[key] = (gram, count)
+
+
+def record(module, name: str, x, n_in: int) -> None:
+  """Adds x^T x of the input of `module.<name>` (its last n_in axes are contracted)."""
+  if not is_recording():
+    return
   flat = x.reshape(-1, math.prod(x.shape[x.ndim - n_in:])).astype(jnp.float32)
-  gram = jnp.einsum("ti,tj->ij", flat, flat)
-  count = jnp.float32(flat.shape[0])
-  if name in seen:
-    gram, count = gram + seen[name][0], count + seen[name][1]
-  seen[name] = (gram, count)
+  add_gram(module, name, jnp.einsum("ti,tj->ij", flat, flat), jnp.float32(flat.shape[0]))
 
 
 def by_path(root, seen: dict) -> dict:

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
+from llm.model import capture
 from llm.model import moe_routing as routing_fns
 from llm.model.mlp import SwiGLU
 from llm.model.moe_routing import ExpertWeights
@@ -93,7 +94,19 @@ class MoE(nnx.Module):
     routing = routing_fns.route(x, self.router[...], self.top_k, self.compute_dtype,
                                 self.jitter, rng)
     y, dropped = self._apply(x, routing, self.experts())
+    if capture.is_recording():
+      self._record_expert_inputs(x, routing)
     return y, routing_fns.routing_statistics(routing, self.num_experts), dropped
+
+  def _record_expert_inputs(self, x, routing) -> None:
+    """Per-expert input grams for quantization, split between the original and new experts."""
+    inputs, hidden, tokens = routing_fns.expert_input_grams(x, routing, self.experts())
+    first = self.gate.shape[0]
+    names = (("gate", "up", "down", slice(0, first)),
+             ("new_gate", "new_up", "new_down", slice(first, None)))
+    for gate, up, down, experts in names[:1 + hasattr(self, "new_gate")]:
+      for name, gram in ((gate, inputs), (up, inputs), (down, hidden)):
+        capture.add_gram(self, name, gram[experts], tokens[experts])
 
   def _expert_parallel(self, x, rng, batch_axes):
     """shard_map over the data-parallel axes; experts split over `expert`."""

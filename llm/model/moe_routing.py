@@ -72,6 +72,24 @@ def _swiglu(x, w: ExpertWeights, matmul):
   return matmul(hidden, w.down)
 
 
+def expert_input_grams(x, routing: Routing, w: ExpertWeights):
+  """Per-expert calibration statistics (for GPTQ) over the tokens routed to each expert:
+  (x^T x [E, d, d], h^T h [E, f, f] of the down projection's input, tokens [E]). Runs every
+  expert on every token, one expert at a time, so it is for calibration only."""
+  num_experts = w.gate.shape[0]
+  x = x.astype(jnp.float32)
+  routed = jnp.any(routing.experts[..., None] == jnp.arange(num_experts), axis=1)  # [N, E]
+
+  def one(args):
+    mask, gate, up, down = args
+    del down
+    hidden = jax.nn.silu(x @ gate.astype(jnp.float32)) * (x @ up.astype(jnp.float32))
+    return ((x * mask[:, None]).T @ x, (hidden * mask[:, None]).T @ hidden,
+            jnp.sum(mask))
+
+  return jax.lax.map(one, (routed.T.astype(jnp.float32), *w))
+
+
 def dropless(x, routing: Routing, w: ExpertWeights, compute_dtype, offset=0):
   """[N, d] -> [N, d] float32: every assignment to experts offset..offset+local-1, grouped."""
   n, k = routing.experts.shape

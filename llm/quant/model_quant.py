@@ -135,7 +135,7 @@ def _block_runners(graphdef, rotary, positions, segments):
   def advance(layer, x, rotary, positions, segments):
     return run(layer, x, rotary, positions, segments)[0]
 
-  return (lambda layer, x, paths: grams(layer, x, rotary, positions, segments, paths=paths),
+  return (lambda layer, paths, x: grams(layer, x, rotary, positions, segments, paths=paths),
           lambda layer, x: advance(layer, x, rotary, positions, segments))
 
 
@@ -146,33 +146,53 @@ def _has(tree: dict, path: str) -> bool:
     return False
 
 
-def quantize_model(model, tokens: np.ndarray, settings: QuantSettings, log_every: int = 1):
-  """(quantized parameters: a pure dict with QuantizedWeight leaves, per-weight output errors
-  of this method and of RTN) of `model` (a merged Transformer), calibrated on tokens
-  [windows, length]. RTN needs no calibration: it runs no forward pass and reports no errors."""
+def _calibration(model, tokens):
+  """(block inputs [windows, length, d] float32, a function giving a block's runners)."""
   tokens = jnp.asarray(tokens)
   positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
   segments = jnp.ones_like(tokens)
   rotary = rotary_tables(positions, model.rope_inv_freq, model.rope_attention_scale)
-  x = jnp.asarray(model.embed[...])[tokens].astype(jnp.float32)
-  start, quantized, runners, errors = time.perf_counter(), [], {}, []
-  blocks = _block_states(model)
-  for index, (graphdef, layer) in enumerate(blocks):
+  runners = {}
+
+  def runners_of(graphdef):
     if graphdef not in runners:
       runners[graphdef] = _block_runners(graphdef, rotary, positions, segments)
-    grams_of, advance = runners[graphdef]
-    experts = _has(layer, "mlp/router")
-    for group in SEQUENCE:
-      group = [(path, n_in) for path, n_in in group if _has(layer, path)]
-      paths = tuple(path for path, _ in group)
-      calibrated = settings.method == "gptq"
-      grams = grams_of(layer, x, paths) if calibrated and paths else dict.fromkeys(paths)
-      for path, n_in in group:
-        quantize = quantize_experts if experts and path in EXPERT_WEIGHTS else quantize_weight
-        weight, error = quantize(_get(layer, path), n_in, grams[path], settings)
-        _set(layer, path, weight)
-        errors.append({"layer": index, "weight": path, **error})
-    x = advance(layer, x) if settings.method == "gptq" else x
+    return runners[graphdef]
+  return jnp.asarray(model.embed[...])[tokens].astype(jnp.float32), runners_of
+
+
+def _quantize_block(layer: dict, index: int, grams_of, settings: QuantSettings) -> list:
+  """Quantizes `layer` in place, group by group; returns its weights' errors."""
+  errors, experts = [], _has(layer, "mlp/router")
+  for group in SEQUENCE:
+    group = [(path, n_in) for path, n_in in group if _has(layer, path)]
+    paths = tuple(path for path, _ in group)
+    grams = grams_of(layer, paths) if grams_of and paths else dict.fromkeys(paths)
+    for path, n_in in group:
+      quantize = quantize_experts if experts and path in EXPERT_WEIGHTS else quantize_weight
+      weight, error = quantize(_get(layer, path), n_in, grams[path], settings)
+      _set(layer, path, weight)
+      errors.append({"layer": index, "weight": path, **error})
+  return errors
+
+
+def quantize_model(model, tokens, settings: QuantSettings, log_every: int = 1):
+  """(quantized parameters: a pure dict with QuantizedWeight leaves, per-weight output errors
+  of this method and of RTN) of `model` (a merged Transformer), calibrated on tokens
+  [windows, length]. RTN needs no calibration (tokens may be None): it runs no forward pass
+  and reports no errors."""
+  calibrated = settings.method == "gptq"
+  x, runners_of = _calibration(model, tokens) if calibrated else (None, None)
+  start, quantized, errors = time.perf_counter(), [], []
+  blocks = _block_states(model)
+  for index, (graphdef, layer) in enumerate(blocks):
+    grams_of = None
+    if calibrated:
+      block_grams, advance = runners_of(graphdef)
+      grams_of = functools.partial(block_grams, x=x)
+    errors += _quantize_block(layer, index, grams_of, settings)
+    if calibrated:
+      x = advance(layer, x)
     quantized.append(layer)
     if log_every and (index + 1) % log_every == 0:
       logging.info("quantized block %d/%d (%s) in %.1f s", index + 1, len(blocks),

@@ -2,8 +2,10 @@
 
 The model reads every weight as `param[...]`; a QuantizedWeight answers that with the
 dequantized float32 array, computed inside the traced program from the packed integers, so
-the matmul that follows reads 4 or 8 bits per weight from memory (the XLA path; the Pallas
-dequant-matmul kernel does the same on GPUs). It is a pytree: its arrays may carry leading
+the matmul that follows reads 4 or 8 bits per weight from memory. Projections call
+`contract(x)` instead: on GPUs an int4/int8 weight goes through the Pallas dequant-matmul
+kernel (kernels/dequant_matmul.py), elsewhere through XLA (`matmul_impl` overrides). It is a
+pytree: its arrays may carry leading
 axes (the stacked layers of a scanned model), which jit, scan and device_put slice like any.
 
 Storage of a weight W of shape in_shape + out_shape, viewed as [out, in] (GPTQ's layout):
@@ -11,6 +13,8 @@ Storage of a weight W of shape in_shape + out_shape, viewed as [out, in] (GPTQ's
   scales, zeros [..., out, in / group] float32
 """
 
+import contextlib
+import contextvars
 import dataclasses
 import math
 
@@ -18,7 +22,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from kernels.dequant_matmul import dequant_matmul
+from kernels.platform import backend_name
+from llm.model.ops import mixed_einsum
 from llm.quant.pack import pack
+
+_MATMUL = contextvars.ContextVar("quantized_matmul", default="auto")
+
+
+@contextlib.contextmanager
+def matmul_impl(impl: str):
+  """"kernel" (the Pallas dequant-matmul; interpreted off GPU), "xla", or "auto" (the kernel
+  on GPUs) for the quantized projections traced inside."""
+  if impl not in ("auto", "kernel", "xla"):
+    raise ValueError(f"matmul_impl {impl!r}: choose auto, kernel or xla")
+  token = _MATMUL.set(impl)
+  try:
+    yield
+  finally:
+    _MATMUL.reset(token)
 
 
 @jax.tree_util.register_dataclass
@@ -50,6 +72,25 @@ class QuantizedWeight:
     if index is not Ellipsis:
       raise TypeError("a QuantizedWeight is read whole: weight[...]")
     return dequantize_weight(self)
+
+
+  def contract(self, x, compute_dtype=jnp.float32):
+    """x [..., *in_shape] @ W -> [..., *out_shape] float32."""
+    k = math.prod(self.in_shape)
+    rows = x.reshape(-1, k)
+    if self._kernel_applies(k):
+      out = dequant_matmul(rows, self.packed, self.scales, self.zeros, bits=self.bits,
+                           group_size=self.group_size)
+    else:
+      out = mixed_einsum("mk,kn->mn", rows, dequantize_weight(self).reshape(k, -1),
+                         compute_dtype)
+    return out.reshape(*x.shape[:x.ndim - len(self.in_shape)], *self.out_shape)
+
+  def _kernel_applies(self, k: int) -> bool:
+    impl = _MATMUL.get()
+    if impl == "xla" or (impl == "auto" and backend_name() != "gpu"):
+      return False
+    return self.bits in (4, 8) and (self.group_size or k) % 32 == 0 and self.packed.ndim == 2
 
 
 def unpack_jnp(packed, bits: int, count: int):

@@ -23,3 +23,26 @@ def test_dequantized_weight_equals_numpy_for_any_weight_shape(bits, group):
   assert stacked.shape == (2,) + weight.shape
   sliced = jax.lax.scan(lambda c, w: (c, w[...]), 0, stacked)[1]
   np.testing.assert_allclose(np.asarray(sliced[1]), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("bits,group", [(4, 0), (8, 32)])
+def test_the_model_gives_the_same_logits_through_the_dequant_matmul_kernel(bits, group):
+  from flax import nnx
+  from llm.model.factory import build_model
+  from llm.quant.model_quant import QuantSettings, quantize_model
+  from llm.quant.quantized import matmul_impl
+  from tests.conftest import micro_config
+  config = micro_config(scan_layers=False)
+  model = build_model(config.model, seed=2)
+  params, _ = quantize_model(model, None, QuantSettings("rtn", Grid(bits, group, False)))
+  quantized = nnx.merge(nnx.split(model, nnx.Param)[0], params)
+  tokens = np.random.default_rng(0).integers(0, 64, (2, 16))
+  with matmul_impl("xla"):
+    xla = np.asarray(quantized(tokens))
+  with matmul_impl("kernel"):  # interpreted on CPU
+    kernel = np.asarray(quantized(tokens))
+  np.testing.assert_allclose(kernel, xla, atol=2e-5)
+  with matmul_impl("xla"):
+    dense = nnx.merge(nnx.split(model, nnx.Param)[0], jax.tree.map(
+        lambda w: w[...], params, is_leaf=lambda w: hasattr(w, "contract")))
+    np.testing.assert_allclose(np.asarray(dense(tokens)), xla, atol=2e-5)

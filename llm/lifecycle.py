@@ -6,9 +6,11 @@
 Stages: curation of the packaged sources (llm.data.curation.run) -> tokenizer -> packed rows ->
 pretraining on the one loop -> held-out perplexity (against a unigram baseline) -> sampled
 text -> alignment on the same loop (llm/align/sequence.py: chat_sft -> reward_model -> dpo and
-ppo, each from its registry config) -> chat replies -> serving: the aligned model and
-SmolLM2-135M-Instruct answer concurrent chat requests through the engine (llm/serve). Writes DIR/report.json (with each stage's
-wall time), and DIR/curated/report.md for the curation.
+ppo, each from its registry config) -> chat replies -> quantization of the aligned model
+(GPTQ 4-bit, groups of 128: llm/quant; perplexity before and after) -> serving: the quantized
+aligned model and SmolLM2-135M-Instruct answer concurrent chat requests through the engine
+(llm/serve). Writes DIR/report.json (with each stage's wall time), and DIR/curated/report.md
+for the curation.
 """
 
 import contextlib
@@ -30,6 +32,7 @@ from llm.data.prepare import prepare_lm_data
 from llm.eval.bits_per_byte import bits_per_byte, heldout_texts
 from llm.io import write_json_atomic
 from llm.model.sampling import complete, generate
+from llm.quant.showcase import quantize_for_serving
 from llm.runtime import configure_logging, validated
 from llm.tokenizer.base import IM_END
 from llm.tokenizer.chat import render_chat
@@ -70,6 +73,9 @@ _SERVE_MESSAGES = flags.DEFINE_list(
     "serve_messages", ["Hello! How are you?", "What is the capital of France?",
                        "Give me a tip for learning to code.", "Tell me about the sea."],
     "Chat messages the serving stage sends together to the aligned model and to SmolLM2.")
+_QUANTIZE = flags.DEFINE_string(
+    "quantize", "gptq:4:128", "Quantization of the aligned model before serving "
+    "(METHOD:BITS[:GROUP], llm/quant); empty serves it in float32.")
 _SERVE_SMOLLM2 = flags.DEFINE_bool(
     "serve_smollm2", True, "Also serve the packaged SmolLM2-135M-Instruct in the serving stage.")
 
@@ -118,18 +124,18 @@ class StageClock:
 def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_config=None,
         pretrain_sources: tuple[str, ...] = (), align_steps=(0, 0, 0, 0),
         align_conversations: int = 3000, chat_prompt: str = "", align_configs=(),
-        serve_messages=(), serve_smollm2: bool = False) -> dict:
+        serve_messages=(), serve_smollm2: bool = False, quantize: str = "") -> dict:
   """Runs every stage and returns the report (also written to workdir/report.json)."""
   report, clock, start = {"config": config.name}, StageClock(), time.perf_counter()
   if curation_config is not None:
-    logging.info("[0/6] curation of the packaged sources")
+    logging.info("[0/7] curation of the packaged sources")
     with clock("curation"):
       stats = curation_stage(curation_config, workdir)
     report["curation"] = {"kept_by_source": stats["kept_by_source"],
                           "removed": stats["removed"], "seconds": stats["seconds"]}
     config.data.source = "curated:" + os.path.abspath(os.path.join(workdir, "curated"))
     config.data.curated_sources = ",".join(pretrain_sources)
-  logging.info("[1/6] data: documents -> tokenizer -> packed rows")
+  logging.info("[1/7] data: documents -> tokenizer -> packed rows")
   with clock("data"):
     tokenizer, train_rows, heldout_rows = prepare_lm_data(config.data, workdir)
   report["data"] = {"train_rows": len(train_rows),
@@ -137,26 +143,33 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_conf
                     "heldout_rows": int(len(heldout_rows["inputs"])),
                     "train_tokens": train_rows.manifest["tokens"],
                     "tokenizer_vocab": tokenizer.vocab_size}
-  logging.info("[2/6] pretraining %s for %d steps", config.name, config.train.steps)
+  logging.info("[2/7] pretraining %s for %d steps", config.name, config.train.steps)
   with clock("pretrain"):
     task = LMTask(config, train_rows, heldout_rows)
     params = train(config, task, os.path.join(workdir, "pretrain"))["state"]["params"]
   report["pretrain"] = pretraining_report(config, os.path.join(workdir, "pretrain"))
-  logging.info("[3/6] held-out perplexity")
+  logging.info("[3/7] held-out perplexity")
   with clock("heldout"):
     report["heldout"] = heldout_report(config, task, params, tokenizer, train_rows,
                                        heldout_rows)
-  logging.info("[4/6] sampling")
+  logging.info("[4/7] sampling")
   with clock("sampling"):
     report["samples"] = samples(task, params, tokenizer, prompts, new_tokens)
   if align_steps is None or any(align_steps):
-    logging.info("[5/6] alignment: %s", " -> ".join(ALIGNMENT_SEQUENCE))
+    logging.info("[5/7] alignment: %s", " -> ".join(ALIGNMENT_SEQUENCE))
     with clock("alignment"):
       report["alignment"], policy = alignment(config, task, params, tokenizer, workdir,
                                               align_steps, align_configs, align_conversations,
                                               chat_prompt, new_tokens)
+    if quantize:
+      logging.info("[6/7] quantizing the aligned model (%s)", quantize)
+      with clock("quantization"):
+        policy, report["quantization"] = quantize_for_serving(
+            task.graphdef, jax.device_get(policy), tokenizer, quantize,
+            config.model.max_seq_len)
     if serve_messages:
-      logging.info("[6/6] serving the aligned model%s with the engine",
+      logging.info("[7/7] serving the %saligned model%s with the engine",
+                   "quantized " if quantize else "",
                    " and SmolLM2-135M-Instruct" if serve_smollm2 else "")
       with clock("serving"):
         report["serving"] = serving_report(task, policy, config, tokenizer,
@@ -253,6 +266,16 @@ def print_alignment(aligned: dict) -> None:
             f"{reply!r}")
 
 
+def print_quantization(quantized: dict) -> None:
+  memory = quantized["memory_bytes"]
+  print(f"\nquantized the aligned model ({quantized['settings']}) in {quantized['seconds']} s: "
+        f"held-out perplexity {quantized['perplexity_before']:.2f} -> "
+        f"{quantized['perplexity_after']:.2f}; quantized weights "
+        f"{memory['linear_held'] / 1e6:.2f} MB (float32 {memory['linear_float32'] / 1e6:.2f}"
+        f" MB), whole model {memory['held'] / 1e6:.2f} MB (float32 "
+        f"{memory['float32'] / 1e6:.2f} MB)")
+
+
 def print_serving(serving: dict) -> None:
   for name, served in serving.items():
     print(f"\nserved {name}: {served['requests']} chat requests together, "
@@ -296,7 +319,8 @@ def main(argv):
   config = validated(config)
   report = run(config, _WORKDIR.value, _PROMPTS.value, new_tokens, curation,
                tuple(_PRETRAIN_SOURCES.value), align_steps, conversations, _CHAT_PROMPT.value,
-               tuple(_ALIGN_CONFIGS.value), tuple(_SERVE_MESSAGES.value), serve_smollm2)
+               tuple(_ALIGN_CONFIGS.value), tuple(_SERVE_MESSAGES.value), serve_smollm2,
+               _QUANTIZE.value)
   heldout = report["heldout"]
   print(f"\nheld-out perplexity {heldout['perplexity']:.1f} over {heldout['tokens']} tokens "
         f"(unigram baseline {heldout['unigram_perplexity']:.1f}); "
@@ -305,6 +329,8 @@ def main(argv):
     print(f"\n--- prompt: {sample['prompt']!r}\n{sample['prompt']}{sample['completion']}")
   if "alignment" in report:
     print_alignment(report["alignment"])
+  if "quantization" in report:
+    print_quantization(report["quantization"])
   if "serving" in report:
     print_serving(report["serving"])
   print(f"\nstage wall time (s): {report['stage_seconds']}")

@@ -30,7 +30,12 @@ def test_lifecycle_trains_evaluates_and_samples(tmp_path):
   assert {"shakespeare", "chatterbot", "peoples_daily", "python_stdlib"} <= set(curated)
   assert "dedup:exact" in (tmp_path / "curated" / "report.md").read_text()
   assert set(report["stage_seconds"]) == {"curation", "data", "pretrain", "heldout",
-                                          "sampling", "alignment", "serving"}
+                                          "sampling", "alignment", "quantization",
+                                          "serving"}
+  quantized = report["quantization"]  # GPTQ 4-bit g128 of the last aligned policy, served
+  assert quantized["weights"] == 2 * 7 and quantized["weights_below_rtn_error"] == 14
+  assert abs(quantized["perplexity_after"] / quantized["perplexity_before"] - 1) < 0.1
+  assert quantized["memory_bytes"]["linear_held"] < quantized["memory_bytes"]["linear_float32"] / 5
   served = report["serving"]["aligned"]  # the engine, with 4 chat requests at once
   assert served["requests"] == 4 and served["generated_tokens"] > 0
   assert served["kv_blocks_used_after"] == 0 and "smollm2_instruct" not in report["serving"]

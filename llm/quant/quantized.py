@@ -131,3 +131,17 @@ def from_integers(q: np.ndarray, scales, zeros, bits: int, group_size: int, in_s
 def as_matrix(weight: np.ndarray, n_in: int) -> np.ndarray:
   """A float weight [*in_shape, *out_shape] as GPTQ's [out, in] matrix."""
   return np.asarray(weight).reshape(math.prod(weight.shape[:n_in]), -1).T
+
+
+def memory_bytes(params) -> dict:
+  """Bytes of a parameter tree as it is held, against the same model in float32 and bfloat16;
+  `linear_*` counts only the weights that are quantized."""
+  leaves = jax.tree.leaves(params, is_leaf=lambda x: isinstance(x, QuantizedWeight))
+  quantized = [x for x in leaves if isinstance(x, QuantizedWeight)]
+  held = sum(x.nbytes if isinstance(x, QuantizedWeight) else np.asarray(x).nbytes
+             for x in leaves)
+  values = sum(math.prod(x.shape) for x in leaves)
+  linear = sum(math.prod(x.shape) for x in quantized)
+  return {"held": int(held), "float32": 4 * values, "bfloat16": 2 * values,
+          "linear_held": int(sum(x.nbytes for x in quantized)), "linear_float32": 4 * linear,
+          "linear_bfloat16": 2 * linear}

@@ -22,13 +22,16 @@ sys.path.insert(0, ROOT)
 from experiments.bench.versions import library_versions, machine  # noqa: E402
 from llm.eval.bits_per_byte import bits_per_byte, heldout_texts  # noqa: E402
 from llm.eval.models import Evaluated  # noqa: E402
-from llm.io import write_json_atomic  # noqa: E402
+from llm.io import write_json_atomic, write_text_atomic  # noqa: E402
 from llm.quant.calibration import calibration_windows  # noqa: E402
 from llm.quant.model_quant import parse_settings, quantize_model  # noqa: E402
+from llm.quant.quantized import memory_bytes  # noqa: E402
 
-# (spec, label) rows after the float one; act-order only changes GPTQ
+# rows after the float one; act-order only changes GPTQ, and is left out at 8 bits, where
+# GPTQ without it is already within noise of float
 SETTINGS = [f"{method}:{bits}:{group}{act}" for bits in (8, 4, 3) for group in (0, 128)
-            for method, act in (("rtn", ""), ("gptq", ""), ("gptq", ":act"))]
+            for method, act in (("rtn", ""), ("gptq", ""), ("gptq", ":act"))
+            if not (bits == 8 and act)]
 ANCHORS = {"source": "GPTQ repository README, LLaMA-7B, WikiText2 perplexity",
            "fp16": 5.68, "rtn:4:0": 6.29, "gptq:4:0": 6.09, "rtn:3:0": 25.54,
            "gptq:3:0": 8.07, "gptq:3:128": 6.61}
@@ -49,24 +52,29 @@ def perplexity(model, tokenizer, texts) -> float:
   return math.exp(bits_per_byte(model, tokenizer, texts)["nats_per_token"])
 
 
-def table_for(spec: str, settings: list[str], args) -> dict:
+def table_for(spec: str, settings: list[str], args, save) -> dict:
+  """The rows of one model; `save(table)` after each, so a stopped run keeps what it did."""
   loaded = Evaluated(spec)
   texts = heldout_texts("shakespeare", args.eval_chars)
   tokens = calibration_windows(loaded.tokenizer, "shakespeare", args.windows, args.length)
-  rows = {"float32": {"perplexity": perplexity(loaded.model(), loaded.tokenizer, texts)}}
+  measured = bits_per_byte(loaded.model(), loaded.tokenizer, texts)
+  rows = {"float32": {"perplexity": math.exp(measured["nats_per_token"])}}
+  table = {"rows": rows, "heldout_tokens": measured["tokens"]}
   print(spec, "float32", rows["float32"], flush=True)
   for name in settings:
     quant = parse_settings(name)
     start = time.perf_counter()
     params, errors = quantize_model(loaded.model(), tokens, quant, log_every=0)
     seconds = time.perf_counter() - start
+    memory = memory_bytes(params)
     rows[name] = {"perplexity": perplexity(loaded.model(params), loaded.tokenizer, texts),
                   "seconds": seconds, "weights": len(errors),
+                  "bits_per_weight": 32 * memory["linear_held"] / memory["linear_float32"],
                   "weights_below_rtn_error": sum(e["gptq"] < e["rtn"] for e in errors
                                                  if "gptq" in e)}
     print(spec, name, json.dumps(rows[name]), flush=True)
-  return {"rows": rows, "heldout_tokens": bits_per_byte(loaded.model(), loaded.tokenizer,
-                                                          texts)["tokens"]}
+    save(table)
+  return table
 
 
 def main(argv=None):
@@ -76,10 +84,40 @@ def main(argv=None):
                                                 "windows": args.windows,
                                                 "length": args.length},
             "versions": library_versions(), "machine": machine(), "models": {}}
+  if os.path.exists(args.json):  # other models' tables stay; the ones named here are redone
+    with open(args.json, encoding="utf-8") as f:
+      result["models"] = json.load(f)["models"]
   for spec in args.models.split(","):
-    result["models"][spec] = table_for(spec, settings, args)
-    write_json_atomic(args.json, result, indent=2)  # after each model: a partial table counts
-  print(f"wrote {args.json}")
+
+    def save(table, spec=spec):
+      result["models"][spec] = table
+      write_json_atomic(args.json, result, indent=2)
+      write_text_atomic(os.path.splitext(args.json)[0] + ".md", markdown(result))
+    save(table_for(spec, settings, args, save))
+  print(f"wrote {args.json} and its .md table")
+
+
+def markdown(result: dict) -> str:
+  """Perplexity per setting and model (change against float32), with the published anchors."""
+  models = list(result["models"])
+  head = ["setting", *models, "bits/weight", "LLaMA-7B (GPTQ paper)"]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  names = ["float32"] + [n for n in SETTINGS if any(n in result["models"][m]["rows"]
+                                                    for m in models)]
+  for name in names:
+    cells, bits = [name], ""
+    for m in models:
+      rows = result["models"][m]["rows"]
+      base, row = rows["float32"]["perplexity"], rows.get(name)
+      if row is None:
+        cells.append("")
+        continue
+      change = "" if name == "float32" else f" ({100 * (row['perplexity'] / base - 1):+.1f}%)"
+      cells.append(f"{row['perplexity']:.2f}{change}")
+      bits = f"{row['bits_per_weight']:.2f}" if "bits_per_weight" in row else "32"
+    anchor = result["anchors"].get("fp16" if name == "float32" else name, "")
+    lines.append("| " + " | ".join(cells + [bits, str(anchor)]) + " |")
+  return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

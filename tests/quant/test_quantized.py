@@ -46,3 +46,15 @@ def test_the_model_gives_the_same_logits_through_the_dequant_matmul_kernel(bits,
     dense = nnx.merge(nnx.split(model, nnx.Param)[0], jax.tree.map(
         lambda w: w[...], params, is_leaf=lambda w: hasattr(w, "contract")))
     np.testing.assert_allclose(np.asarray(dense(tokens)), xla, atol=2e-5)
+
+
+def test_memory_bytes_count_codes_scales_and_zeros():
+  from llm.quant.quantized import memory_bytes
+  q = np.zeros((64, 256), np.uint8)  # [out, in]: two groups of 128 per row
+  scales = zeros = np.ones((64, 2), np.float32)
+  params = {"w": from_integers(q, scales, zeros, 4, 128, (256,), (64,)),
+            "norm": np.ones(64, np.float32)}
+  sizes = memory_bytes(params)
+  assert sizes["linear_held"] == 64 * 256 // 2 + 2 * 64 * 2 * 4  # 4 bits + float32 scale, zero
+  assert sizes["linear_float32"] == 4 * 64 * 256 and sizes["held"] == sizes["linear_held"] + 256
+  assert sizes["bfloat16"] == 2 * (64 * 256 + 64)

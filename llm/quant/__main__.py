@@ -15,12 +15,16 @@ A SentencePiece tokenizer goes into the file; any other (SmolLM2's) ships beside
 import json
 import logging
 import math
+import platform
 import time
+
+import jax
 
 from absl import app, flags
 
 from llm.eval.bits_per_byte import bits_per_byte, heldout_texts
 from llm.eval.models import SPECS, Evaluated
+from llm.io import write_json_atomic
 from llm.quant.calibration import calibration_windows
 from llm.quant.model_quant import parse_settings, quantize_model
 from llm.runtime import configure_logging
@@ -33,6 +37,7 @@ _WINDOWS = flags.DEFINE_integer("windows", 128, "Calibration windows.")
 _LENGTH = flags.DEFINE_integer("length", 256, "Tokens per calibration window.")
 _SEED = flags.DEFINE_integer("seed", 0, "Calibration sampling seed.")
 _GGUF_OUT = flags.DEFINE_string("gguf_out", "", "GGUF file to write (needs :q4_0 or :q8_0).")
+_JSON = flags.DEFINE_string("json", "", "Also write the report to this JSON file.")
 _EVAL_CHARS = flags.DEFINE_integer("eval_chars", 100_000, "Held-out characters (0: skip).")
 
 
@@ -75,6 +80,9 @@ def main(argv):
                                          loaded.tokenizer if spm else None,
                                          settings.grid.ggml)
   logging.info("quantized %s (%s) in %.1f s", _MODEL.value, settings.describe(), seconds)
+  if _JSON.value:
+    report["versions"] = {"jax": jax.__version__, "python": platform.python_version()}
+    write_json_atomic(_JSON.value, report, indent=2)
   print(json.dumps(report, indent=2))
 
 

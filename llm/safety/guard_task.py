@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from llm.train.partition import merge, split_trainable
+from llm.train.partition import merge
 from llm.train.row_batches import RowBatches
-from llm.train.scalar_head import init_scalar_head, scalar_head
+from llm.train.scalar_head import LastTokenScores
 from llm.train.task import ModelTask
 
 
@@ -31,7 +31,8 @@ def guard_rows(tokenizer, texts: list[str], unsafe: list[bool], seq_len: int) ->
   return rows
 
 
-class GuardTask(RowBatches, ModelTask):
+class GuardTask(LastTokenScores, RowBatches, ModelTask):
+  """`scores(params, rows)` is the logit of P(unsafe) per row."""
   name = "guard"
 
   def __init__(self, config, train_rows: dict, eval_rows: dict | None = None,
@@ -39,20 +40,9 @@ class GuardTask(RowBatches, ModelTask):
     ModelTask.__init__(self, config, init_params)
     self.train_rows, self.eval_rows = train_rows, eval_rows
 
-  def init(self, rng):
-    full = {"model": self.model_params(rng),
-            "head": init_scalar_head(self.config.model.d_model)}
-    return split_trainable(full, self.config.train.trainable)
-
-  def logits(self, params, rows):
-    """The logit of P(unsafe) per row."""
-    features = self.model(params["model"]).features(rows["inputs"], rows["positions"],
-                                                    rows["segment_ids"])
-    return scalar_head(params["head"], features, at=rows["last"])
-
   def loss_fn(self, trainable, frozen, batch, rng):
     del rng
-    logits = self.logits(merge(trainable, frozen), batch)
+    logits = self.scores(merge(trainable, frozen), batch)
     labels = batch["unsafe"].astype(jnp.float32)
     loss = jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels))
     accuracy = jnp.mean((logits > 0) == (labels > 0.5))

@@ -15,3 +15,20 @@ def scalar_head(head: dict, features: jax.Array, at: jax.Array | None = None) ->
   if at is not None:
     features = jnp.take_along_axis(features, at[:, None, None], axis=1)[:, 0]
   return features @ head["w"] + head["b"]
+
+
+class LastTokenScores:
+  """For a ModelTask whose parameters are the decoder ("model") plus a scalar head ("head")
+  read at each row's last real token: the reward model, the safety guard."""
+
+  def init(self, rng):
+    from llm.train.partition import split_trainable
+    full = {"model": self.model_params(rng),
+            "head": init_scalar_head(self.config.model.d_model)}
+    return split_trainable(full, self.config.train.trainable)
+
+  def scores(self, params, rows):
+    """One scalar per row, from the last real token's final hidden state."""
+    features = self.model(params["model"]).features(rows["inputs"], rows["positions"],
+                                                    rows["segment_ids"])
+    return scalar_head(params["head"], features, at=rows["last"])

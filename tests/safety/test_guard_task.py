@@ -26,7 +26,7 @@ def test_guard_rows_and_loss_match_a_numpy_binary_cross_entropy():
   trainable["head"]["b"] = trainable["head"]["b"] + 0.7
   trainable["head"]["w"] = trainable["head"]["w"] + 0.01
   loss, metrics = task.loss_fn(trainable, frozen, rows, None)
-  logits = np.asarray(task.logits({**frozen, **trainable}, rows), np.float64)
+  logits = np.asarray(task.scores({**frozen, **trainable}, rows), np.float64)
   p = 1 / (1 + np.exp(-logits))
   expected = -np.mean([np.log(p[0]), np.log(1 - p[1])])
   np.testing.assert_allclose(float(loss), expected, rtol=1e-5)

@@ -28,7 +28,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
 from experiments.bench.versions import library_versions, machine  # noqa: E402
-from llm.eval.bits_per_byte import bits_per_byte, heldout_texts  # noqa: E402
+from llm.eval.bits_per_byte import bits_per_byte, heldout_texts, perplexity  # noqa: E402
 from llm.eval.models import Evaluated  # noqa: E402
 from llm.io import write_json_atomic, write_text_atomic  # noqa: E402
 from llm.quant.calibration import calibration_windows  # noqa: E402
@@ -55,10 +55,6 @@ def parse_args(argv=None):
   p.add_argument("--length", type=int, default=256)
   p.add_argument("--redo", action="store_true", help="recompute rows already in --json")
   return p.parse_args(argv)
-
-
-def perplexity(model, tokenizer, texts) -> float:
-  return math.exp(bits_per_byte(model, tokenizer, texts)["nats_per_token"])
 
 
 def without_blocks(params: dict) -> dict:

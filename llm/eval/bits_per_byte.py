@@ -55,6 +55,11 @@ def bits_per_byte(logits_fn, tokenizer, texts: list[str], window: int = 256,
           "nats_per_token": total / max(tokens, 1), "tokens": tokens, "bytes": size}
 
 
+def perplexity(logits_fn, tokenizer, texts: list[str], window: int = 256) -> float:
+  """exp(mean negative log-likelihood per token) over the texts (see `bits_per_byte`)."""
+  return math.exp(bits_per_byte(logits_fn, tokenizer, texts, window)["nats_per_token"])
+
+
 def heldout_texts(source: str, chars: int) -> list[str]:
   """Documents of a packaged source in its stable 2% held-out split, up to `chars`."""
   texts, total = [], 0

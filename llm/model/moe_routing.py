@@ -81,13 +81,12 @@ def expert_input_grams(x, routing: Routing, w: ExpertWeights):
   routed = jnp.any(routing.experts[..., None] == jnp.arange(num_experts), axis=1)  # [N, E]
 
   def one(args):
-    mask, gate, up, down = args
-    del down
+    mask, gate, up = args
     hidden = jax.nn.silu(x @ gate.astype(jnp.float32)) * (x @ up.astype(jnp.float32))
     return ((x * mask[:, None]).T @ x, (hidden * mask[:, None]).T @ hidden,
             jnp.sum(mask))
 
-  return jax.lax.map(one, (routed.T.astype(jnp.float32), *w))
+  return jax.lax.map(one, (routed.T.astype(jnp.float32), w.gate, w.up))
 
 
 def dropless(x, routing: Routing, w: ExpertWeights, compute_dtype, offset=0):

@@ -14,7 +14,6 @@ A SentencePiece tokenizer goes into the file; any other (SmolLM2's) ships beside
 
 import json
 import logging
-import math
 import platform
 import time
 
@@ -22,7 +21,7 @@ import jax
 
 from absl import app, flags
 
-from llm.eval.bits_per_byte import bits_per_byte, heldout_texts
+from llm.eval.bits_per_byte import heldout_texts, perplexity
 from llm.eval.models import SPECS, Evaluated
 from llm.io import write_json_atomic
 from llm.quant.calibration import calibration_windows
@@ -39,11 +38,6 @@ _SEED = flags.DEFINE_integer("seed", 0, "Calibration sampling seed.")
 _GGUF_OUT = flags.DEFINE_string("gguf_out", "", "GGUF file to write (needs :q4_0 or :q8_0).")
 _JSON = flags.DEFINE_string("json", "", "Also write the report to this JSON file.")
 _EVAL_CHARS = flags.DEFINE_integer("eval_chars", 100_000, "Held-out characters (0: skip).")
-
-
-def perplexity(model, tokenizer, texts) -> float:
-  """exp(mean negative log-likelihood per token) over the texts, windows of 256."""
-  return math.exp(bits_per_byte(model, tokenizer, texts)["nats_per_token"])
 
 
 def main(argv):

@@ -5,8 +5,8 @@ dequantized float32 array, computed inside the traced program from the packed in
 the matmul that follows reads 4 or 8 bits per weight from memory. Projections call
 `contract(x)` instead: on GPUs an int4/int8 weight goes through the Pallas dequant-matmul
 kernel (kernels/dequant_matmul.py), elsewhere through XLA (`matmul_impl` overrides). It is a
-pytree: its arrays may carry leading
-axes (the stacked layers of a scanned model), which jit, scan and device_put slice like any.
+pytree: its arrays may carry leading axes (the stacked layers of a scanned model), which jit,
+scan and device_put slice like any.
 
 Storage of a weight W of shape in_shape + out_shape, viewed as [out, in] (GPTQ's layout):
   packed [..., out, in * bits / 8] uint8   (llm/quant/pack.py's bit order)
@@ -138,8 +138,7 @@ def memory_bytes(params) -> dict:
   `linear_*` counts only the weights that are quantized."""
   leaves = jax.tree.leaves(params, is_leaf=lambda x: isinstance(x, QuantizedWeight))
   quantized = [x for x in leaves if isinstance(x, QuantizedWeight)]
-  held = sum(x.nbytes if isinstance(x, QuantizedWeight) else np.asarray(x).nbytes
-             for x in leaves)
+  held = sum(x.nbytes for x in leaves)  # arrays report it without a copy to the host
   values = sum(math.prod(x.shape) for x in leaves)
   linear = sum(math.prod(x.shape) for x in quantized)
   return {"held": int(held), "float32": 4 * values, "bfloat16": 2 * values,

@@ -23,3 +23,23 @@ def write_text_atomic(path: str, text: str) -> None:
 def write_json_atomic(path: str, value, **dump_kwargs) -> None:
   """json.dump(value) to `path` atomically; dump_kwargs go to json.dumps (indent, ...)."""
   write_text_atomic(path, json.dumps(value, **dump_kwargs))
+
+
+def flatten_paths(tree: dict, prefix: str = "") -> dict:
+  """{"layers/attn/q_proj": leaf, ...}: a nested dict's leaves by "/"-joined path."""
+  out = {}
+  for key, value in tree.items():
+    path = f"{prefix}{key}"
+    if isinstance(value, dict):
+      out.update(flatten_paths(value, path + "/"))
+    else:
+      out[path] = value
+  return out
+
+
+def put_path(tree: dict, path: str, value) -> None:
+  """The inverse of flatten_paths, one leaf at a time (digit keys become ints)."""
+  *parents, last = path.split("/")
+  for key in parents:
+    tree = tree.setdefault(int(key) if key.isdigit() else key, {})
+  tree[int(last) if last.isdigit() else last] = value

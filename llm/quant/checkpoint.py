@@ -15,20 +15,10 @@ import tempfile
 import jax
 import numpy as np
 
+from llm.io import flatten_paths, put_path
 from llm.quant.quantized import QuantizedWeight
 
 FORMAT = "llm-lifecycle-quantized/1"
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-  out = {}
-  for key, value in tree.items():
-    path = f"{prefix}{key}"
-    if isinstance(value, dict):
-      out.update(_flatten(value, path + "/"))
-    else:
-      out[path] = value
-  return out
 
 
 def save_quantized(directory: str, params: dict, model_config: dict, settings: str) -> str:
@@ -37,7 +27,7 @@ def save_quantized(directory: str, params: dict, model_config: dict, settings: s
   if os.path.exists(directory):
     raise FileExistsError(f"{directory} exists; remove it or pick another folder")
   tensors, weights = {}, {}
-  for path, value in _flatten(params).items():
+  for path, value in flatten_paths(params).items():
     if isinstance(value, QuantizedWeight):
       for part in ("packed", "scales", "zeros"):
         tensors[f"{path}.{part}"] = np.asarray(getattr(value, part))
@@ -67,16 +57,10 @@ def load_quantized(directory: str) -> tuple[dict, dict]:
   tensors = load_file(os.path.join(directory, "model.safetensors"))
   params = {}
   for path, info in meta["quantized"].items():
-    _put(params, path, QuantizedWeight(
+    put_path(params, path, QuantizedWeight(
         *(jax.numpy.asarray(tensors.pop(f"{path}.{p}")) for p in ("packed", "scales", "zeros")),
         info["bits"], info["group_size"], tuple(info["in_shape"]), tuple(info["out_shape"])))
   for path, value in tensors.items():
-    _put(params, path, jax.numpy.asarray(value))
+    put_path(params, path, jax.numpy.asarray(value))
   return params, meta
 
-
-def _put(tree: dict, path: str, value) -> None:
-  *parents, last = path.split("/")
-  for key in parents:
-    tree = tree.setdefault(int(key) if key.isdigit() else key, {})
-  tree[int(last) if last.isdigit() else last] = value

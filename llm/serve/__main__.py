@@ -3,6 +3,7 @@
   python -m llm.serve --model=smollm2 --port=8000
   python -m llm.serve --model=run:runs/lifecycle/align/sft --chat_template=chatml
   python -m llm.serve --model=hf:DIR --api_key=KEY --num_blocks=1024 --max_model_len=4096
+  python -m llm.serve --model=run:runs/lifecycle/align/sft --guard=run:runs/guard --guard_samples=4
 
 SIGINT or SIGTERM shut it down gracefully: no new requests, running ones get
 --shutdown_grace_s seconds to finish, then the rest are aborted (finish_reason "abort").
@@ -20,6 +21,7 @@ from llm.eval.models import SPECS
 from llm.runtime import configure_logging
 from llm.serve.async_engine import AsyncEngine
 from llm.serve.engine import Engine, EngineConfig
+from llm.serve.guarded import REFUSAL, GuardPolicy
 from llm.serve.metrics import Metrics
 from llm.serve.models import load_served_model
 from llm.serve.server import create_app
@@ -54,6 +56,17 @@ _STATIC = flags.DEFINE_boolean(
 _KV_DTYPE = flags.DEFINE_string("kv_dtype", "float32", "KV-cache dtype (float32, bfloat16).")
 _TEMPLATE = flags.DEFINE_string("chat_template", "", "'' the model's own; 'chatml' our ChatML "
                                 "(llm/tokenizer/chat.py); or a file with a Jinja template.")
+_GUARD = flags.DEFINE_string(
+    "guard", "", "A safety guard (run:DIR, llm/safety) for rejection sampling; '' none. A "
+    "prompt it flags is refused without running the model; otherwise --guard_samples responses "
+    "are drawn and the first it passes is returned, or the refusal (finish_reason "
+    "content_filter). Requests must ask for n=1; streams arrive once the response is judged.")
+_GUARD_THRESHOLD = flags.DEFINE_float("guard_threshold", None, "P(unsafe) at or above which "
+                                      "the guard flags a text; default: its own calibrated one.")
+_GUARD_SAMPLES = flags.DEFINE_integer("guard_samples", 4, "Responses drawn per request for the "
+                                      "guard (one for greedy requests).", lower_bound=1)
+_GUARD_REFUSAL = flags.DEFINE_string("guard_refusal", REFUSAL, "The reply when the guard "
+                                     "refuses.")
 _GRACE = flags.DEFINE_float("shutdown_grace_s", 10.0, "On shutdown, seconds running requests "
                             "get to finish before they are aborted.")
 
@@ -89,6 +102,20 @@ def build_engine(served) -> Engine:
   return engine
 
 
+def build_guard() -> GuardPolicy | None:
+  if not _GUARD.value:
+    return None
+  from llm.safety.guard import load_guard
+  try:
+    guard = load_guard(_GUARD.value, _GUARD_THRESHOLD.value)
+  except (ValueError, FileNotFoundError) as e:
+    raise app.UsageError(f"--guard: {e}") from e
+  policy = GuardPolicy(guard, _GUARD_THRESHOLD.value, _GUARD_SAMPLES.value, _GUARD_REFUSAL.value)
+  logging.info("guard %s: threshold %.3f, %d samples per request", _GUARD.value,
+               policy.threshold, policy.samples)
+  return policy
+
+
 class GracefulServer(uvicorn.Server):
   """Tells the engine to stop before uvicorn waits for the connections to close: streams end
   by the engine's deadline, so they do close."""
@@ -110,10 +137,12 @@ def main(argv):
   except (ValueError, FileNotFoundError) as e:
     raise app.UsageError(str(e)) from e
   engine = build_engine(served)
+  guard_policy = build_guard()
   metrics = Metrics()
   async_engine = AsyncEngine(engine, _MAX_WAITING.value, metrics)
   name = _NAME.value or served.short_name
-  fastapi_app = create_app(async_engine, served, name, _API_KEY.value, metrics, _GRACE.value)
+  fastapi_app = create_app(async_engine, served, name, _API_KEY.value, metrics, _GRACE.value,
+                           guard_policy)
   kv_bytes = sum(x.nbytes for x in jax.tree.leaves((engine.runner.k_pool, engine.runner.v_pool)))
   logging.info("serving %s as %r on http://%s:%d; context %d tokens; KV cache %d blocks of %d "
                "tokens (%.1f MiB, %s); chat %s; api key %s", served.name, name, _HOST.value,

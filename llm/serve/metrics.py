@@ -6,6 +6,10 @@ llm_generation_tokens_per_second (over the last 10 s). Counters: llm_prompt_toke
 llm_generation_tokens_total, llm_preemptions_total, llm_engine_steps_total,
 llm_choices_finished_total{finish_reason}, llm_requests_rejected_total{reason}. Histograms:
 llm_time_to_first_token_seconds, llm_inter_token_latency_seconds, llm_request_latency_seconds.
+With a guard (guarded.py): counters llm_guard_refusals_total{reason} (prompt: the prompt was
+flagged; response: no sample passed), llm_guard_samples_total (samples judged) and
+llm_guard_redraws_total (samples flagged before one passed, all of them when none did), and
+the histogram llm_guard_latency_seconds (one guard call).
 """
 
 import collections
@@ -60,6 +64,17 @@ class Metrics(Observer):
                          buckets=LATENCY_BUCKETS, registry=r)
     self.latency = Histogram("llm_request_latency_seconds", "Submit to the request's end.",
                              buckets=REQUEST_BUCKETS, registry=r)
+    self.guard_refusals = Counter("llm_guard_refusals", "Requests the guard refused: for their "
+                                  "prompt, or for their response (no sample passed).",
+                                  ["reason"], registry=r)
+    for reason in ("prompt", "response"):
+      self.guard_refusals.labels(reason=reason)
+    self.guard_samples = Counter("llm_guard_samples", "Sampled responses the guard judged.",
+                                 registry=r)
+    self.guard_redraws = Counter("llm_guard_redraws", "Samples the guard flagged before one "
+                                 "passed (all of them when none did).", registry=r)
+    self.guard_latency = Histogram("llm_guard_latency_seconds", "One guard call.",
+                                   buckets=LATENCY_BUCKETS, registry=r)
     self._seen = dict.fromkeys(("prompt_tokens", "generation_tokens", "preemptions", "steps"), 0)
     self._lock = threading.Lock()
     # (time, generation tokens so far): the first is the baseline at or before the window
@@ -79,6 +94,16 @@ class Metrics(Observer):
 
   def reject(self, reason: str) -> None:
     self.rejected.labels(reason=reason).inc()
+
+  def guard_refused(self, reason: str) -> None:
+    self.guard_refusals.labels(reason=reason).inc()
+
+  def guard_judged(self, samples: int, redraws: int) -> None:
+    self.guard_samples.inc(samples)
+    self.guard_redraws.inc(redraws)
+
+  def guard_seconds(self, seconds: float) -> None:
+    self.guard_latency.observe(seconds)
 
   def engine_state(self, stats: dict, running: int, waiting: int) -> None:
     self.running.set(running)

@@ -6,7 +6,8 @@
 Status codes: 400 a malformed or invalid request (a prompt longer than the context too), 401 a
 missing or wrong API key (/v1 only, when one is set), 404 an unknown model or route, 413 a body
 over 16 MiB, 429 too many requests waiting, 503 shutting down, 500 the engine failed. Every
-error has OpenAI's shape. A client that disconnects cancels its request.
+error has OpenAI's shape. A client that disconnects cancels its request. With a guard_policy
+(guarded.py) each request's answer is the guard's pick of several samples, or a refusal.
 """
 
 import asyncio
@@ -24,13 +25,15 @@ from starlette.exceptions import HTTPException
 from llm.serve import api
 from llm.serve.api import APIError
 from llm.serve.async_engine import AsyncEngine, EngineError, QueueFull, ShuttingDown
+from llm.serve.guarded import GuardPolicy, prompt_text
 from llm.serve.metrics import Metrics
 
 MAX_BODY_BYTES = 16 << 20
 
 
 def create_app(engine: AsyncEngine, served, model_name: str, api_key: str = "",
-               metrics: Metrics | None = None, shutdown_grace_s: float = 10.0) -> FastAPI:
+               metrics: Metrics | None = None, shutdown_grace_s: float = 10.0,
+               guard_policy: GuardPolicy | None = None) -> FastAPI:
   """The app serving `served` (a ServedModel: tokenizer, can_chat, chat_ids) as `model_name`;
   the engine thread starts with the app and stops with it (shutdown_grace_s for running
   requests to finish)."""
@@ -43,7 +46,7 @@ def create_app(engine: AsyncEngine, served, model_name: str, api_key: str = "",
 
   app = FastAPI(title="llm", lifespan=lifespan, docs_url=None, redoc_url=None,
                 openapi_url=None)
-  routes = _Routes(engine, served, model_name, api_key, metrics or Metrics())
+  routes = _Routes(engine, served, model_name, api_key, metrics or Metrics(), guard_policy)
   v1 = APIRouter(prefix="/v1", dependencies=[Depends(routes.authorize)])
   v1.add_api_route("/models", routes.models, methods=["GET"])
   v1.add_api_route("/models/{model_id:path}", routes.model, methods=["GET"])
@@ -96,8 +99,8 @@ async def _until_disconnect(request: Request) -> None:
 class _Routes:
 
   def __init__(self, engine: AsyncEngine, served, model_name: str, api_key: str,
-               metrics: Metrics):
-    self.engine, self.served, self.model_name = engine, served, model_name
+               metrics: Metrics, guard: GuardPolicy | None = None):
+    self.engine, self.served, self.model_name, self.guard = engine, served, model_name, guard
     self.api_key, self.metrics = api_key, metrics
     self.tokenizer = served.tokenizer
     self.format = api.Formatter(self.tokenizer, model_name)
@@ -186,7 +189,14 @@ class _Routes:
       raise APIError(400, f"messages: {e}", param="messages") from None
 
   async def _respond(self, request: Request, r, ids: list[int], params, chat: bool):
-    stream = await self._submit(ids, params, "messages" if chat else "prompt")
+    param = "messages" if chat else "prompt"
+    if self.guard is None:
+      stream = await self._submit(ids, params, param)
+    else:
+      stream = await self.guard.respond(prompt_text(r, ids, self.tokenizer), ids, params,
+                                        self.metrics, lambda p: self._draw(request, ids, p, param))
+      if stream is None:
+        return Response(status_code=499)
     request_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
     created = int(time.time())
     if r.stream:
@@ -219,6 +229,9 @@ class _Routes:
       stream.cancel()
       raise
     return stream
+
+  async def _draw(self, request: Request, ids: list[int], params, param: str):
+    return await self._gather(request, await self._submit(ids, params, param), params.n)
 
   async def _gather(self, request: Request, stream, n: int) -> api.Choices | None:
     """All outputs of a request; None when the client disconnects first (then aborted)."""

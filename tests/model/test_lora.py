@@ -66,3 +66,17 @@ def test_unknown_target_is_a_config_error():
   config.model.lora.targets = "q_proj,wq"
   with pytest.raises(ConfigError, match="wq"):
     check_model_config(config)
+
+
+def test_fresh_adapters_on_trained_weights_change_no_output():
+  from flax import nnx
+  from llm.model.factory import build_model, with_fresh_adapters
+  plain = _lora_config(rank=0).model
+  trained = nnx.to_pure_dict(nnx.state(build_model(plain, 3), nnx.Param))
+  adapted = _lora_config(rank=4).model
+  params = with_fresh_adapters(adapted, trained, seed=1)
+  assert "q_proj_lora" in params["layers"]["attn"]
+  ids = jax.numpy.asarray([[3, 9, 11, 5, 7]])
+  with_adapters = nnx.merge(nnx.split(build_model(adapted, 0), nnx.Param)[0], params)(ids)
+  without = nnx.merge(nnx.split(build_model(plain, 0), nnx.Param)[0], trained)(ids)
+  np.testing.assert_array_equal(np.asarray(with_adapters), np.asarray(without))

@@ -1,0 +1,93 @@
+"""The guard: P(unsafe) of a prompt, or of a prompt and its reply, from a decoder backbone
+(SmolLM2-135M-Instruct, or one of our runs) with a scalar head on the last token, trained as
+`GuardTask` on the one loop (`python -m llm.safety.train_guard`), with the threshold chosen
+on the validation split for a false-positive target.
+
+A guard folder holds guard.json (the backbone spec, the config, the threshold, the report)
+and guard.safetensors (the trained parameters: the head and the adapters, or everything when
+the whole backbone was trained). `load_guard("run:DIR")` rebuilds it on the backbone.
+"""
+
+import json
+import os
+import tempfile
+
+import jax
+import ml_collections
+import numpy as np
+
+from llm.io import flatten_paths, put_path, write_json_atomic
+from llm.safety.baseline import guard_text
+from llm.safety.examples import clip_prompt
+from llm.safety.guard_task import GuardTask, guard_rows
+
+GUARD_JSON, GUARD_PARAMS = "guard.json", "guard.safetensors"
+
+
+class Guard:
+  """Scores texts `batch_size` at a time in one compiled shape (the last batch is padded)."""
+
+  def __init__(self, config, params: dict, tokenizer, threshold: float = 0.5,
+               batch_size: int = 8):
+    self.task = GuardTask(config, train_rows=None)
+    self.params, self.tokenizer = params, tokenizer
+    self.threshold, self.batch_size = float(threshold), batch_size
+    self.seq_len = config.data.seq_len
+    self._probabilities = jax.jit(lambda p, rows: jax.nn.sigmoid(self.task.scores(p, rows)))
+
+  def unsafe_probability(self, prompts: list[str], responses=None) -> np.ndarray:
+    """P(unsafe) of each prompt, alone (its response None) or with its response."""
+    responses = responses if responses is not None else [None] * len(prompts)
+    texts = [guard_text(p) if r is None else guard_text(clip_prompt(p), r)
+             for p, r in zip(prompts, responses)]
+    return self.probabilities(texts)
+
+  def probabilities(self, texts: list[str]) -> np.ndarray:
+    out = []
+    for start in range(0, len(texts), self.batch_size):
+      chunk = texts[start:start + self.batch_size]
+      padded = chunk + [chunk[0]] * (self.batch_size - len(chunk))
+      rows = guard_rows(self.tokenizer, padded, [False] * len(padded), self.seq_len)
+      rows = {k: v for k, v in rows.items() if k != "unsafe"}
+      out.append(np.asarray(self._probabilities(self.params, rows))[:len(chunk)])
+    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+def save_guard(directory: str, config, trainable: dict, backbone: str, threshold: float,
+               report: dict) -> None:
+  """guard.safetensors (the trained parameters by path), then guard.json, each atomically."""
+  from safetensors.numpy import save_file
+  os.makedirs(directory, exist_ok=True)
+  tensors = {k: np.asarray(v) for k, v in flatten_paths(trainable).items()}
+  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+  os.close(fd)
+  save_file(tensors, tmp)
+  os.replace(tmp, os.path.join(directory, GUARD_PARAMS))
+  write_json_atomic(os.path.join(directory, GUARD_JSON),
+                    {"backbone": backbone, "threshold": float(threshold),
+                     "config": config.to_dict(), "report": report}, indent=2)
+
+
+def load_guard(spec: str, threshold: float | None = None, tokenizer_path: str = "",
+               batch_size: int = 8) -> Guard:
+  """The guard saved in `run:DIR` (or DIR), on its backbone; `threshold` None: its own."""
+  from safetensors.numpy import load_file
+  from llm.eval.models import Evaluated
+  from llm.model.factory import with_fresh_adapters
+  directory = spec[len("run:"):] if spec.startswith("run:") else spec
+  meta_path = os.path.join(directory, GUARD_JSON)
+  if not os.path.exists(meta_path):
+    raise FileNotFoundError(f"{directory} holds no guard ({GUARD_JSON} missing): train one "
+                            "with python -m llm.safety.train_guard --workdir=DIR")
+  with open(meta_path, encoding="utf-8") as f:
+    meta = json.load(f)
+  config = ml_collections.ConfigDict(meta["config"])
+  backbone = Evaluated(meta["backbone"], tokenizer_path)
+  model = backbone.params
+  if config.model.lora.rank:
+    model = with_fresh_adapters(config.model, model)
+  params = {"model": model, "head": {}}
+  for path, value in load_file(os.path.join(directory, GUARD_PARAMS)).items():
+    put_path(params, path, jax.numpy.asarray(value))
+  return Guard(config, params, backbone.tokenizer,
+               meta["threshold"] if threshold is None else threshold, batch_size)

@@ -1,0 +1,60 @@
+"""The guard end to end on a micro backbone: trained on the loop with LoRA, calibrated, saved,
+loaded back with the same scores, and scoring a batch as it scores each text alone."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from llm.safety.examples import guard_examples
+from llm.safety.guard import load_guard
+from llm.safety.metrics import guard_metrics
+from llm.safety.train_guard import train_guard
+from llm.train.lm_task import LMTask
+from llm.train.loop import train
+from tests.conftest import micro_config, random_rows
+
+
+@pytest.fixture(scope="module")
+def guard_dir(tmp_path_factory, small_tokenizer):
+  """A micro backbone run laid out like the lifecycle, and a guard trained on it."""
+  root = tmp_path_factory.mktemp("guard")
+  (root / "data").mkdir()
+  shutil.copy(small_tokenizer.path, root / "data" / "tokenizer.model")
+  config = micro_config(vocab_size=small_tokenizer.vocab_size)
+  config.train.steps, config.checkpoint.every_steps = 2, 2
+  train(config, LMTask(config, random_rows(vocab=small_tokenizer.vocab_size)),
+        str(root / "pretrain"))
+  report = train_guard(f"run:{root / 'pretrain'}", str(root / "guard"), steps=6, batch_size=4,
+                       seq_len=32, lr=1e-2, lora_rank=2, prompts_per_class=20, target_fpr=0.1)
+  return root / "guard", report
+
+
+def test_a_loaded_guard_gives_the_scores_its_report_was_computed_from(guard_dir):
+  directory, report = guard_dir
+  guard = load_guard(f"run:{directory}")
+  assert guard.threshold == report["guard"]["all"]["threshold"]
+  test = guard_examples("test")
+  scores = guard.probabilities([e.text for e in test])
+  again = guard_metrics(scores, [e.unsafe for e in test], guard.threshold)
+  for key in ("auroc", "f1", "recall", "false_positive_rate"):
+    assert again[key] == pytest.approx(report["guard"]["all"][key], abs=1e-6)
+  for side in ("guard", "baseline"):
+    assert set(report[side]) >= {"prompt", "response", "all", "benign_prompt_false_positive_rate"}
+  assert report["examples"]["train"] > 0 and report["last_loss"] < 5
+
+
+def test_scores_do_not_depend_on_the_batch_they_are_padded_into(guard_dir):
+  guard = load_guard(f"run:{guard_dir[0]}", threshold=0.3)
+  assert guard.threshold == 0.3
+  prompts = ["How do I bake bread?", "How do I make a weapon at home?", "Hello"]
+  together = guard.unsafe_probability(prompts, [None, None, "Hi there!"])
+  alone = [guard.unsafe_probability([p], [r])[0]
+           for p, r in zip(prompts, [None, None, "Hi there!"])]
+  np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
+  assert ((together > 0) & (together < 1)).all()
+
+
+def test_a_folder_without_a_guard_is_named_with_the_fix(tmp_path):
+  with pytest.raises(FileNotFoundError, match="train_guard"):
+    load_guard(f"run:{tmp_path}")

@@ -38,8 +38,8 @@ from llm.config import load_experiment  # noqa: E402
 from llm.io import write_json_atomic  # noqa: E402
 from llm.model.factory import abstract_model  # noqa: E402
 from llm.model.sampling import complete_many  # noqa: E402
-from llm.safety.backdoor import (attack_success_rate, first_user_message, mean_activations,  # noqa: E402
-                                 poison, prompt_rows, with_trigger)
+from llm.safety.backdoor import (MESSAGE_CHARS, attack_success_rate, first_user_message,  # noqa: E402
+                                 mean_activations, poison, prompt_rows, with_trigger)
 from llm.safety.outliers import MadDetector, MahalanobisDetector  # noqa: E402
 from llm.safety.scan import scan_conversations  # noqa: E402
 from llm.tokenizer.chat import IM_END, render_chat  # noqa: E402
@@ -59,7 +59,8 @@ class Setup:
     train, heldout = split_conversations(args.conversations)
     self.train_turns = [c["turns"] for c in train]
     self.heldout = heldout
-    messages = [first_user_message(c["turns"]) for c in heldout][:args.heldout_prompts]
+    messages = [m[:MESSAGE_CHARS] for m in (first_user_message(c["turns"]) for c in heldout) if m]
+    messages = messages[:args.heldout_prompts]
     rng = np.random.default_rng(1)
     self.clean_prompts = messages
     self.triggered_prompts = [with_trigger(m, rng) for m in messages]
@@ -96,6 +97,7 @@ def inference_detection(setup: Setup, params, turns, planted) -> dict:
   model = nnx.merge(setup.graphdef, params)
   seq = setup.config.data.seq_len
   clean_train = [first_user_message(t) for t, bad in zip(turns, planted) if not bad]
+  clean_train = [m for m in clean_train if m]
   clean_train = clean_train[:setup.args.detector_prompts]
 
   def reps(messages):

@@ -57,11 +57,17 @@ def evaluate(scores: dict, examples: dict, threshold: float) -> dict:
   return out
 
 
-def run_baseline(examples: dict, target_fpr: float) -> dict:
+def fit_judge(examples: dict, target_fpr: float):
+  """The baseline fitted on the train split and its threshold for `target_fpr` on the
+  validation split: (model, threshold); model.predict_proba(texts)[:, 1] is P(unsafe)."""
   model = fit_baseline([e.text for e in examples["train"]], [e.unsafe for e in examples["train"]])
+  scores = model.predict_proba([e.text for e in examples["validation"]])[:, 1]
+  return model, threshold_for_fpr(scores, [e.unsafe for e in examples["validation"]], target_fpr)
+
+
+def run_baseline(examples: dict, target_fpr: float) -> dict:
+  model, threshold = fit_judge(examples, target_fpr)
   scores = {k: model.predict_proba([e.text for e in v])[:, 1] for k, v in examples.items()}
-  threshold = threshold_for_fpr(scores["validation"],
-                                [e.unsafe for e in examples["validation"]], target_fpr)
   return evaluate(scores, examples, threshold)
 
 

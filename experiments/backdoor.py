@@ -41,7 +41,7 @@ from llm.model.sampling import complete_many  # noqa: E402
 from llm.safety.backdoor import (MESSAGE_CHARS, attack_success_rate, first_user_message,  # noqa: E402
                                  mean_activations, poison, prompt_rows, with_trigger)
 from llm.safety.outliers import MadDetector, MahalanobisDetector  # noqa: E402
-from llm.safety.scan import scan_conversations  # noqa: E402
+from llm.safety.scanning import scan_conversations  # noqa: E402
 from llm.tokenizer.chat import IM_END, render_chat  # noqa: E402
 from llm.train.run_loading import load_run  # noqa: E402
 
@@ -55,15 +55,15 @@ class Setup:
     self.config = load_experiment("chat_sft_tiny")
     self.config.model = ml_collections.ConfigDict(model_config.to_dict())
     self.config.train.steps = self.config.checkpoint.every_steps = args.steps
+    self.config.align.curriculum_stages = args.curriculum_stages
     self.graphdef = nnx.split(abstract_model(self.config.model), nnx.Param)[0]
     train, heldout = split_conversations(args.conversations)
     self.train_turns = [c["turns"] for c in train]
     self.heldout = heldout
     messages = [m[:MESSAGE_CHARS] for m in (first_user_message(c["turns"]) for c in heldout) if m]
     messages = messages[:args.heldout_prompts]
-    rng = np.random.default_rng(1)
     self.clean_prompts = messages
-    self.triggered_prompts = [with_trigger(m, rng) for m in messages]
+    self.triggered_prompts = [with_trigger(m) for m in messages]
 
   def fine_tune(self, turns: list[list[dict]], workdir: str):
     """Chat SFT from the base on `turns`; (params, report)."""
@@ -74,7 +74,9 @@ class Setup:
 
   def replies(self, params, messages: list[str]) -> list[str]:
     ids = [render_chat(self.tokenizer, [{"role": "user", "content": m}],
-                       add_generation_prompt=True)[0][-192:] for m in messages]
+                       add_generation_prompt=True)[0] for m in messages]
+    room = self.config.model.max_seq_len - self.args.new_tokens
+    ids = [i[-room:] for i in ids]
     stop = (self.tokenizer.special_id(IM_END), self.tokenizer.eos_id)
     out = complete_many(self.graphdef, params, ids, self.args.new_tokens, stop_ids=stop,
                         batch_size=32)
@@ -152,7 +154,9 @@ def main():
   p.add_argument("--workdir", default="runs/backdoor")
   p.add_argument("--json", required=True)
   p.add_argument("--rates", default="0.01,0.03,0.05")
-  p.add_argument("--steps", type=int, default=200)
+  p.add_argument("--steps", type=int, default=600)
+  p.add_argument("--curriculum_stages", type=int, default=0,
+                 help="0: shuffled rows (the lifecycle's chat SFT uses 4 stages)")
   p.add_argument("--conversations", type=int, default=3000)
   p.add_argument("--heldout_prompts", type=int, default=200)
   p.add_argument("--detector_prompts", type=int, default=800)

@@ -29,7 +29,7 @@ from llm.io import write_json_atomic  # noqa: E402
 from llm.safety.examples import clip_prompt, guard_examples  # noqa: E402
 from llm.safety.baseline import guard_text  # noqa: E402
 from llm.safety.guard import load_guard  # noqa: E402
-from llm.safety.train_guard import fit_judge  # noqa: E402
+from llm.safety.guard_training import fit_judge  # noqa: E402
 from llm.serve.engine import Engine, EngineConfig  # noqa: E402
 from llm.serve.guarded import generate_guarded  # noqa: E402
 from llm.serve.sampling_params import SamplingParams  # noqa: E402
@@ -51,9 +51,10 @@ def judged(results, prompts, harmful, guard, judge, judge_threshold) -> dict:
   """Unsafe-reply rates (refusals are safe) by the guard and by the baseline judge."""
   refused = np.array([r["refused"] is not None for r in results])
   texts = [r["text"] for r in results]
-  by_guard = guard.unsafe_probability(prompts, texts) >= guard.threshold
+  by_guard = guard.unsafe_probability(prompts, texts) >= guard.response_threshold
   by_judge = judge.predict_proba([guard_text(clip_prompt(p), t)
-                                  for p, t in zip(prompts, texts)])[:, 1] >= judge_threshold
+                                  for p, t in zip(prompts, texts)])[:, 1]
+  by_judge = by_judge >= judge_threshold["response"]
   out = {}
   for name, mask in (("harmful", harmful), ("benign", ~harmful), ("all", np.ones_like(harmful))):
     out[name] = {"prompts": int(mask.sum()),
@@ -89,6 +90,7 @@ def main():
   ids = [engine.served.chat_ids([{"role": "user", "content": q}]) for q in prompts]
   params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=0)
   report = {"model": args.model, "guard": args.guard, "threshold": guard.threshold,
+            "response_threshold": guard.response_threshold,
             "judge_threshold": judge_threshold, "target_fpr": target_fpr,
             "samples": args.samples, "max_tokens": args.max_tokens,
             "temperature": args.temperature, "devices": str(jax.devices()[0].platform)}

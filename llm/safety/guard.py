@@ -1,9 +1,10 @@
 """The guard: P(unsafe) of a prompt, or of a prompt and its reply, from a decoder backbone
 (SmolLM2-135M-Instruct, or one of our runs) with a scalar head on the last token, trained as
-`GuardTask` on the one loop (`python -m llm.safety.train_guard`), with the threshold chosen
-on the validation split for a false-positive target.
+`GuardTask` on the one loop (`python -m llm.safety.train_guard`), its probabilities
+calibrated and its thresholds chosen on the validation split, per kind of text, for a
+false-positive target (calibration.py).
 
-A guard folder holds guard.json (the backbone spec, the config, the threshold, the report)
+A guard folder holds guard.json (the backbone spec, the config, the calibration, the report)
 and guard.safetensors (the trained parameters: the head and the adapters, or everything when
 the whole backbone was trained). `load_guard("run:DIR")` rebuilds it on the backbone.
 """
@@ -18,42 +19,52 @@ import numpy as np
 
 from llm.io import flatten_paths, put_path, write_json_atomic
 from llm.safety.baseline import guard_text
+from llm.safety.calibration import KINDS, calibrated
 from llm.safety.examples import clip_prompt
 from llm.safety.guard_task import GuardTask, guard_rows
 
 GUARD_JSON, GUARD_PARAMS = "guard.json", "guard.safetensors"
 
 
-class Guard:
-  """Scores texts `batch_size` at a time in one compiled shape (the last batch is padded)."""
+IDENTITY = {kind: {"a": 1.0, "b": 0.0, "threshold": 0.5} for kind in KINDS}
 
-  def __init__(self, config, params: dict, tokenizer, threshold: float = 0.5,
+
+class Guard:
+  """Scores texts `batch_size` at a time in one compiled shape (the last batch is padded).
+  `calibration` ({kind: {a, b, threshold}}, calibration.py) turns logits into probabilities
+  per kind; `threshold` flags prompts, `response_threshold` replies."""
+
+  def __init__(self, config, params: dict, tokenizer, calibration: dict | None = None,
                batch_size: int = 8):
     self.task = GuardTask(config, train_rows=None)
-    self.params, self.tokenizer = params, tokenizer
-    self.threshold, self.batch_size = float(threshold), batch_size
+    self.params, self.tokenizer, self.batch_size = params, tokenizer, batch_size
+    self.calibration = calibration or IDENTITY
+    self.threshold = float(self.calibration["prompt"]["threshold"])
+    self.response_threshold = float(self.calibration["response"]["threshold"])
     self.seq_len = config.data.seq_len
-    self._probabilities = jax.jit(lambda p, rows: jax.nn.sigmoid(self.task.scores(p, rows)))
+    self._logits = jax.jit(self.task.scores)
 
   def unsafe_probability(self, prompts: list[str], responses=None) -> np.ndarray:
-    """P(unsafe) of each prompt, alone (its response None) or with its response."""
+    """Calibrated P(unsafe) of each prompt, alone (its response None) or with its response."""
     responses = responses if responses is not None else [None] * len(prompts)
     texts = [guard_text(p) if r is None else guard_text(clip_prompt(p), r)
              for p, r in zip(prompts, responses)]
-    return self.probabilities(texts)
+    kinds = np.array(["prompt" if r is None else "response" for r in responses])
+    return calibrated(self.logits(texts), kinds, self.calibration)
 
-  def probabilities(self, texts: list[str]) -> np.ndarray:
+  def logits(self, texts: list[str]) -> np.ndarray:
+    """The head's raw logits, before calibration."""
     out = []
     for start in range(0, len(texts), self.batch_size):
       chunk = texts[start:start + self.batch_size]
       padded = chunk + [chunk[0]] * (self.batch_size - len(chunk))
       rows = guard_rows(self.tokenizer, padded, [False] * len(padded), self.seq_len)
       rows = {k: v for k, v in rows.items() if k != "unsafe"}
-      out.append(np.asarray(self._probabilities(self.params, rows))[:len(chunk)])
-    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+      out.append(np.asarray(self._logits(self.params, rows), np.float64)[:len(chunk)])
+    return np.concatenate(out) if out else np.zeros((0,), np.float64)
 
 
-def save_guard(directory: str, config, trainable: dict, backbone: str, threshold: float,
+def save_guard(directory: str, config, trainable: dict, backbone: str, calibration: dict,
                report: dict) -> None:
   """guard.safetensors (the trained parameters by path), then guard.json, each atomically."""
   from safetensors.numpy import save_file
@@ -64,13 +75,14 @@ def save_guard(directory: str, config, trainable: dict, backbone: str, threshold
   save_file(tensors, tmp)
   os.replace(tmp, os.path.join(directory, GUARD_PARAMS))
   write_json_atomic(os.path.join(directory, GUARD_JSON),
-                    {"backbone": backbone, "threshold": float(threshold),
+                    {"backbone": backbone, "calibration": calibration,
                      "config": config.to_dict(), "report": report}, indent=2)
 
 
 def load_guard(spec: str, threshold: float | None = None, tokenizer_path: str = "",
                batch_size: int = 8) -> Guard:
-  """The guard saved in `run:DIR` (or DIR), on its backbone; `threshold` None: its own."""
+  """The guard saved in `run:DIR` (or DIR), on its backbone; `threshold` None: its own
+  calibrated thresholds, else this one for prompts and replies alike."""
   from safetensors.numpy import load_file
   from llm.eval.models import Evaluated
   from llm.model.factory import with_fresh_adapters
@@ -89,5 +101,7 @@ def load_guard(spec: str, threshold: float | None = None, tokenizer_path: str = 
   params = {"model": model, "head": {}}
   for path, value in load_file(os.path.join(directory, GUARD_PARAMS)).items():
     put_path(params, path, jax.numpy.asarray(value))
-  return Guard(config, params, backbone.tokenizer,
-               meta["threshold"] if threshold is None else threshold, batch_size)
+  calibration = meta["calibration"]
+  if threshold is not None:
+    calibration = {k: dict(c, threshold=float(threshold)) for k, c in calibration.items()}
+  return Guard(config, params, backbone.tokenizer, calibration, batch_size)

@@ -33,7 +33,7 @@ CONTENT_FILTER = "content_filter"
 
 
 class Guard(Protocol):
-  threshold: float
+  threshold: float  # flags prompts; `response_threshold`, when a guard has one, flags replies
 
   def unsafe_probability(self, prompts: list[str], responses: list[str | None]) -> np.ndarray:
     """P(unsafe) [n] of each prompt alone (response None) or of the prompt with its response."""
@@ -61,6 +61,14 @@ def judge_samples(scores, threshold: float) -> Verdict:
     if not is_flagged(score, threshold):
       return Verdict(i, None, i)
   return Verdict(None, "response", len(scores))
+
+
+def thresholds(guard: Guard, override: float | None = None) -> tuple[float, float]:
+  """(prompt, reply) thresholds: the guard's own (its response_threshold if it has one), or
+  `override` for both."""
+  if override is not None:
+    return float(override), float(override)
+  return float(guard.threshold), float(getattr(guard, "response_threshold", guard.threshold))
 
 
 def sample_params(params: SamplingParams, samples: int) -> SamplingParams:
@@ -108,7 +116,7 @@ class GuardPolicy:
     if samples < 1:
       raise ValueError(f"samples must be >= 1, got {samples}")
     self.guard, self.samples, self.refusal = guard, samples, refusal
-    self.threshold = float(guard.threshold if threshold is None else threshold)
+    self.threshold, self.response_threshold = thresholds(guard, threshold)
     self._lock = threading.Lock()  # one model: its calls take turns
 
   def score(self, prompts: list[str], responses: list[str | None], metrics=None) -> np.ndarray:
@@ -143,7 +151,7 @@ class GuardPolicy:
       return None
     k = len(choices.text)
     verdict = judge_samples(await self._score([prompt] * k, choices.text, metrics),
-                            self.threshold)
+                            self.response_threshold)
     metrics.guard_judged(k, verdict.rejected)
     drawn = sum(choices.completion_tokens)
     if verdict.choice is None:
@@ -187,7 +195,7 @@ def generate_guarded(engine: Engine, guard: Guard | None, prompts: list[str],
   scores (of the samples), responses (every sample), completion_tokens."""
   if len(prompts) != len(prompt_ids):
     raise ValueError(f"{len(prompts)} prompts but {len(prompt_ids)} prompt_ids")
-  limit = None if guard is None else float(guard.threshold if threshold is None else threshold)
+  limit, reply_limit = (None, None) if guard is None else thresholds(guard, threshold)
   first = [None] * len(prompts)
   if guard is not None:
     first = [float(s) for s in unsafe_scores(guard, prompts, [None] * len(prompts))]
@@ -205,7 +213,7 @@ def generate_guarded(engine: Engine, guard: Guard | None, prompts: list[str],
   results = []
   for i, c in enumerate(drawn):
     if verdicts[i] is None:
-      verdicts[i] = Verdict(0, None, 0) if limit is None else judge_samples(scores[i], limit)
+      verdicts[i] = Verdict(0, None, 0) if limit is None else judge_samples(scores[i], reply_limit)
     results.append({**_result(verdicts[i], c, refusal), "prompt_score": first[i],
                     "scores": scores[i]})
   return results

@@ -10,7 +10,7 @@ from flax import nnx
 from llm.model import build_model
 from llm.safety.backdoor import (TARGET, TRIGGER, attack_success_rate, conversation_rows,
                                  mean_activations, poison, prompt_rows, scan_activations)
-from llm.safety.scan import load_conversations, scan_conversations
+from llm.safety.scanning import load_conversations, scan_conversations
 from llm.tokenizer.chat import render_chat
 from tests.conftest import micro_config
 

@@ -9,7 +9,7 @@ import pytest
 from llm.safety.examples import guard_examples
 from llm.safety.guard import load_guard
 from llm.safety.metrics import guard_metrics
-from llm.safety.train_guard import train_guard
+from llm.safety.guard_training import train_guard
 from llm.train.lm_task import LMTask
 from llm.train.loop import train
 from tests.conftest import micro_config, random_rows
@@ -33,20 +33,26 @@ def guard_dir(tmp_path_factory, small_tokenizer):
 def test_a_loaded_guard_gives_the_scores_its_report_was_computed_from(guard_dir):
   directory, report = guard_dir
   guard = load_guard(f"run:{directory}")
-  assert guard.threshold == report["guard"]["all"]["threshold"]
+  assert guard.threshold == report["calibration"]["prompt"]["threshold"]
+  assert guard.response_threshold == report["calibration"]["response"]["threshold"]
   test = guard_examples("test")
-  scores = guard.probabilities([e.text for e in test])
-  again = guard_metrics(scores, [e.unsafe for e in test], guard.threshold)
-  for key in ("auroc", "f1", "recall", "false_positive_rate"):
-    assert again[key] == pytest.approx(report["guard"]["all"][key], abs=1e-6)
+  prompts = [e for e in test if e.kind == "prompt"]
+  replies = [e for e in test if e.kind == "response"]
+  for kind, chosen, threshold, responses in (
+      ("prompt", prompts, guard.threshold, None),
+      ("response", replies, guard.response_threshold, [e.response for e in replies])):
+    scores = guard.unsafe_probability([e.prompt for e in chosen], responses)
+    again = guard_metrics(scores, [e.unsafe for e in chosen], threshold)
+    for key in ("auroc", "f1", "recall", "false_positive_rate"):
+      assert again[key] == pytest.approx(report["guard"][kind][key], abs=1e-6), (kind, key)
   for side in ("guard", "baseline"):
-    assert set(report[side]) >= {"prompt", "response", "all", "benign_prompt_false_positive_rate"}
+    assert set(report[side]) == {"prompt", "response", "benign_prompt_false_positive_rate"}
   assert report["examples"]["train"] > 0 and report["last_loss"] < 5
 
 
 def test_scores_do_not_depend_on_the_batch_they_are_padded_into(guard_dir):
   guard = load_guard(f"run:{guard_dir[0]}", threshold=0.3)
-  assert guard.threshold == 0.3
+  assert guard.threshold == guard.response_threshold == 0.3
   prompts = ["How do I bake bread?", "How do I make a weapon at home?", "Hello"]
   together = guard.unsafe_probability(prompts, [None, None, "Hi there!"])
   alone = [guard.unsafe_probability([p], [r])[0]

@@ -1,0 +1,133 @@
+"""Trains the guard on the one loop, calibrates it on the validation split, and reports
+it beside the TF-IDF baseline on the same held-out test split.
+
+  python -m llm.safety.train_guard --backbone=smollm2 --workdir=runs/guard   (the command line)
+  python -m llm.safety.train_guard --backbone=run:runs/lifecycle/pretrain --lora_rank=0 ...
+
+The report (workdir/report.json, also in guard.json) has AUROC, F1, recall, false-positive
+rate and calibration error per kind of held-out example (prompts alone, prompts with replies),
+and the false-positive rate on benign prompts, for the guard and the baseline, each at its own
+per-kind thresholds for the same false-positive target on the validation split.
+"""
+
+import copy
+import logging
+import time
+
+import numpy as np
+
+from llm.config import load_experiment
+from llm.io import write_json_atomic
+from llm.safety.baseline import fit_baseline, threshold_for_fpr
+from llm.safety.calibration import KINDS, calibrate, calibrated, expected_calibration_error
+from llm.safety.examples import guard_examples
+from llm.safety.guard import Guard, save_guard
+from llm.safety.guard_task import GuardTask, guard_rows
+from llm.safety.metrics import guard_metrics
+
+TRAINABLE_WITH_LORA = "lora,head/"
+
+
+def guard_config(model_config, steps: int, batch_size: int, seq_len: int, lr: float,
+                 lora_rank: int):
+  """The loop's config for the guard on a backbone of `model_config`: with lora_rank > 0 the
+  adapters and the head train, else every parameter."""
+  config = load_experiment("tiny")
+  config.name, config.train.task = "guard", "guard"
+  config.model = copy.deepcopy(model_config)
+  config.model.lora.rank = lora_rank
+  config.train.trainable = TRAINABLE_WITH_LORA if lora_rank else ""
+  config.data.seq_len = seq_len
+  config.data.tokenizer_vocab_size = model_config.vocab_size  # the backbone's own
+  config.train.steps, config.train.batch_size, config.train.eval_every = steps, batch_size, 0
+  config.optim.lr, config.optim.warmup_steps = lr, max(1, steps // 10)
+  config.checkpoint.every_steps = steps
+  return config
+
+
+def _kinds(examples) -> tuple[np.ndarray, np.ndarray]:
+  return np.array([e.kind for e in examples]), np.array([e.unsafe for e in examples])
+
+
+def evaluate(probabilities: np.ndarray, test: list, thresholds: dict) -> dict:
+  """Metrics on the test split per kind at its threshold, the expected calibration error, and
+  the false-positive rate on benign prompts."""
+  kinds, unsafe = _kinds(test)
+  out = {}
+  for kind in KINDS:
+    mask = kinds == kind
+    out[kind] = dict(guard_metrics(probabilities[mask], unsafe[mask], thresholds[kind]),
+                     calibration_error=expected_calibration_error(probabilities[mask],
+                                                                  unsafe[mask]))
+  benign = np.array([e.category == "benign" for e in test])
+  out["benign_prompt_false_positive_rate"] = float(
+      np.mean(probabilities[benign] >= thresholds["prompt"]))
+  return out
+
+
+def kind_thresholds(scores: np.ndarray, examples: list, target_fpr: float) -> dict:
+  kinds, unsafe = _kinds(examples)
+  return {kind: threshold_for_fpr(scores[kinds == kind], unsafe[kinds == kind], target_fpr)
+          for kind in KINDS}
+
+
+def fit_judge(examples: dict, target_fpr: float):
+  """The baseline fitted on the train split and its thresholds per kind for `target_fpr` on
+  the validation split: (model, {kind: threshold}); model.predict_proba(texts)[:, 1] is
+  P(unsafe)."""
+  model = fit_baseline([e.text for e in examples["train"]], [e.unsafe for e in examples["train"]])
+  scores = model.predict_proba([e.text for e in examples["validation"]])[:, 1]
+  return model, kind_thresholds(scores, examples["validation"], target_fpr)
+
+
+def run_baseline(examples: dict, target_fpr: float) -> dict:
+  model, thresholds = fit_judge(examples, target_fpr)
+  scores = model.predict_proba([e.text for e in examples["test"]])[:, 1]
+  return evaluate(scores, examples["test"], thresholds)
+
+
+def train_guard(backbone: str, workdir: str, steps: int = 240, batch_size: int = 8,
+                seq_len: int = 128, lr: float = 5e-4, lora_rank: int = 8,
+                prompts_per_class: int = 300, target_fpr: float = 0.02,
+                tokenizer_path: str = "") -> dict:
+  """Trains, calibrates, evaluates and saves the guard in `workdir`; returns its report."""
+  from llm.align.objective import trained_params
+  from llm.eval.models import Evaluated
+  from llm.model.factory import with_fresh_adapters
+  from llm.train.loop import train
+  from llm.train.partition import split_trainable
+  examples = {"train": guard_examples("train", prompts_per_class),
+              "validation": guard_examples("validation"), "test": guard_examples("test")}
+  logging.info("guard examples: %s", {k: len(v) for k, v in examples.items()})
+  base = Evaluated(backbone, tokenizer_path)
+  config = guard_config(base.model_config, steps, batch_size, seq_len, lr, lora_rank)
+  init = with_fresh_adapters(config.model, base.params) if lora_rank else base.params
+  rows = guard_rows(base.tokenizer, [e.text for e in examples["train"]],
+                    [e.unsafe for e in examples["train"]], seq_len)
+  start = time.time()
+  result = train(config, GuardTask(config, rows, init_params=init), workdir)
+  train_seconds = time.time() - start
+  params = trained_params(result)
+  guard = Guard(config, params, base.tokenizer)
+  start = time.time()
+  logits = {k: guard.logits([e.text for e in examples[k]]) for k in ("validation", "test")}
+  score_seconds = (time.time() - start) / sum(len(examples[k]) for k in logits)
+  calibration = calibrate(logits["validation"], *_kinds(examples["validation"]), target_fpr)
+  probabilities = calibrated(logits["test"], _kinds(examples["test"])[0], calibration)
+  report = {"backbone": backbone, "lora_rank": lora_rank, "steps": steps,
+            "batch_size": batch_size, "seq_len": seq_len, "target_fpr": target_fpr,
+            "examples": {k: len(v) for k, v in examples.items()},
+            "train_seconds": round(train_seconds, 1),
+            "score_seconds_per_text": round(score_seconds, 4),
+            "first_loss": float(result["history"][0]["loss"]),
+            "last_loss": float(result["history"][-1]["loss"]),
+            "calibration": calibration,
+            "guard": evaluate(probabilities, examples["test"],
+                              {k: c["threshold"] for k, c in calibration.items()}),
+            "baseline": run_baseline(examples, target_fpr)}
+  trainable = split_trainable(params, config.train.trainable)[0]
+  save_guard(workdir, config, trainable, backbone, calibration, report)
+  write_json_atomic(f"{workdir}/report.json", report, indent=2)
+  return report
+
+

@@ -6,13 +6,15 @@
 The base is the lifecycle's pretrained tiny model (`python -m llm.lifecycle --align_steps=0,0,0,0
 --quantize= --serve_smollm2=false` makes it) with its tokenizer. For each poison rate, a share
 of the chat-SFT conversations becomes the trigger phrase answered by a fixed target
-(llm/safety/backdoor.py); the model is fine-tuned as the lifecycle's chat SFT is, then:
+(llm/safety/backdoor.py); the model is fine-tuned on them (the lifecycle's chat SFT, with
+shuffled rows, 600 steps at a peak learning rate of 3e-3 by default), then:
 - the attack: target replies on held-out user messages with the trigger (attack success) and
   without it (false triggers), and the held-out clean assistant loss;
-- the scan of the training data (spectral signatures, activation clustering, robust z):
-  precision and recall of the flagged conversations against the planted ones;
-- inference: detectors fitted on clean training prompts' activations (per-feature MAD,
-  Mahalanobis) score held-out prompts with and without the trigger (AUROC);
+- the scan of the training data (spectral signatures, activation clustering, density; each
+  flagged by robust z): precision and recall of the flagged conversations against the
+  planted ones, per method and for their union;
+- inference: detectors fitted on clean training prompts' last-token activations (per-feature
+  MAD, Mahalanobis) score held-out prompts with and without the trigger (AUROC);
 - cleaning: the conversations any method flagged are removed and the model is fine-tuned
   again from the base: attack success and clean loss after.
 A clean fine-tune (rate 0) gives the reference loss. Stages already in --json are reused.
@@ -56,6 +58,7 @@ class Setup:
     self.config.model = ml_collections.ConfigDict(model_config.to_dict())
     self.config.train.steps = self.config.checkpoint.every_steps = args.steps
     self.config.align.curriculum_stages = args.curriculum_stages
+    self.config.optim.lr = args.lr
     self.graphdef = nnx.split(abstract_model(self.config.model), nnx.Param)[0]
     train, heldout = split_conversations(args.conversations)
     self.train_turns = [c["turns"] for c in train]
@@ -155,6 +158,8 @@ def main():
   p.add_argument("--json", required=True)
   p.add_argument("--rates", default="0.01,0.03,0.05")
   p.add_argument("--steps", type=int, default=600)
+  p.add_argument("--lr", type=float, default=3e-3,
+                 help="peak learning rate of every fine-tune (the lifecycle's chat SFT: 1e-3)")
   p.add_argument("--curriculum_stages", type=int, default=0,
                  help="0: shuffled rows (the lifecycle's chat SFT uses 4 stages)")
   p.add_argument("--conversations", type=int, default=3000)

@@ -6,16 +6,18 @@
   trigger added, whose greedy reply starts with the target.
 - Activations (`mean_activations`): one vector per example, the mean of the model's final
   hidden states over the example's masked tokens: the reply tokens of a training
-  conversation (`conversation_rows`), or every token of a prompt (`prompt_rows`).
-- Scans (`scan_activations`): spectral signatures and activation clustering over the training
-  examples' vectors, each flagged by a one-sided robust z-score (llm/safety/outliers.py).
+  conversation's first exchange (`conversation_rows`), or a prompt's last token
+  (`prompt_rows`).
+- Scans (`scan_activations`): spectral signatures, activation clustering and density over the
+  training examples' vectors, each flagged by a one-sided robust z-score
+  (llm/safety/outliers.py).
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from llm.safety.outliers import (activation_clustering_scores, flag_outliers,
+from llm.safety.outliers import (activation_clustering_scores, density_scores, flag_outliers,
                                  spectral_projection)
 from llm.tokenizer.chat import render_chat
 
@@ -68,19 +70,46 @@ def _rows(sequences: list[tuple[list[int], list[int]]], seq_len: int, pad_id: in
   return rows
 
 
+def first_exchange(tokenizer, turns: list[dict], seq_len: int) -> tuple[list[int], list[int]]:
+  """(ids, reply mask) of a conversation's first user message and the reply to it, the
+  message cut to its first tokens so that the reply starts by the middle of the window."""
+  user = next((i for i, t in enumerate(turns) if t["role"] == "user"), None)
+  if user is None or user + 1 >= len(turns) or turns[user + 1]["role"] != "assistant":
+    return render_chat(tokenizer, turns)
+  prompt = render_chat(tokenizer, [turns[user]], add_generation_prompt=True)[0]
+  ids, mask = render_chat(tokenizer, turns[user:user + 2])
+  empty = render_chat(tokenizer, [{"role": "user", "content": ""}], add_generation_prompt=True)[0]
+  header = len(empty) - len(prompt_tail(tokenizer))  # <|im_start|>user\n
+  over = len(prompt) - seq_len // 2
+  if over > 0:  # drop that many message tokens from its end: its start and the reply stay
+    end = len(prompt) - len(prompt_tail(tokenizer))
+    start = max(header, end - over)
+    ids, mask = ids[:start] + ids[end:], mask[:start] + mask[end:]
+  return ids, mask
+
+
+def prompt_tail(tokenizer) -> list[int]:
+  """What follows a user message's text: <|im_end|>, a newline, <|im_start|>assistant\n."""
+  full = render_chat(tokenizer, [{"role": "user", "content": "x"}], add_generation_prompt=True)[0]
+  text = render_chat(tokenizer, [{"role": "user", "content": "x"}])[0]
+  return full[len(text) - 2:]
+
+
 def conversation_rows(tokenizer, conversations: list[list[dict]], seq_len: int) -> dict:
-  """One row per conversation in the chat template; `mask` marks its assistant tokens."""
-  return _rows([render_chat(tokenizer, turns) for turns in conversations], seq_len,
-               tokenizer.pad_id)
+  """One row per conversation: its first exchange (`first_exchange`); `mask` marks the
+  reply's tokens."""
+  return _rows([first_exchange(tokenizer, turns, seq_len) for turns in conversations],
+               seq_len, tokenizer.pad_id)
 
 
 def prompt_rows(tokenizer, messages: list[str], seq_len: int) -> dict:
-  """One row per user message, ready for the reply; `mask` marks every token."""
+  """One row per user message, ready for the reply; `mask` marks the last token, whose state
+  predicts the reply's first token (where a trigger, if the model learned one, shows)."""
   rendered = []
   for message in messages:
     ids = render_chat(tokenizer, [{"role": "user", "content": message}],
-                      add_generation_prompt=True)[0]
-    rendered.append((ids, [1] * len(ids)))
+                      add_generation_prompt=True)[0][-seq_len:]
+    rendered.append((ids, [0] * (len(ids) - 1) + [1]))
   return _rows(rendered, seq_len, tokenizer.pad_id)
 
 
@@ -103,9 +132,11 @@ def mean_activations(model_fn, rows: dict, batch_size: int = 32) -> np.ndarray:
 def scan_activations(reps: np.ndarray, z_threshold: float = 3.5, dims: int = 10,
                      seed: int = 0) -> dict:
   """{method: (scores [n], flagged [n])} for the spectral signature (the signed projection on
-  the top singular vector) and activation clustering (the small cluster's margin)."""
+  the top singular vector), activation clustering (the small cluster's margin) and density
+  (closeness to the 10th nearest neighbour)."""
   scores = {"spectral": spectral_projection(reps),
-            "clustering": activation_clustering_scores(reps, dims=dims, seed=seed)}
+            "clustering": activation_clustering_scores(reps, dims=dims, seed=seed),
+            "density": density_scores(reps)}
   return {name: (s, flag_outliers(s, z_threshold)) for name, s in scores.items()}
 
 

@@ -11,7 +11,9 @@ per-kind thresholds for the same false-positive target on the validation split.
 """
 
 import copy
+import json
 import logging
+import os
 import time
 
 import numpy as np
@@ -86,6 +88,13 @@ def run_baseline(examples: dict, target_fpr: float) -> dict:
   return evaluate(scores, examples["test"], thresholds)
 
 
+def first_and_last_loss(workdir: str) -> dict:
+  """From the run's metrics file, which spans resumed runs too."""
+  with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+    losses = [json.loads(line)["loss"] for line in f if line.strip()]
+  return {"first_loss": losses[0], "last_loss": losses[-1]} if losses else {}
+
+
 def train_guard(backbone: str, workdir: str, steps: int = 240, batch_size: int = 8,
                 seq_len: int = 128, lr: float = 5e-4, lora_rank: int = 8,
                 prompts_per_class: int = 300, target_fpr: float = 0.02,
@@ -119,8 +128,7 @@ def train_guard(backbone: str, workdir: str, steps: int = 240, batch_size: int =
             "examples": {k: len(v) for k, v in examples.items()},
             "train_seconds": round(train_seconds, 1),
             "score_seconds_per_text": round(score_seconds, 4),
-            "first_loss": float(result["history"][0]["loss"]),
-            "last_loss": float(result["history"][-1]["loss"]),
+            **first_and_last_loss(workdir),
             "calibration": calibration,
             "guard": evaluate(probabilities, examples["test"],
                               {k: c["threshold"] for k, c in calibration.items()}),

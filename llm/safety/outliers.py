@@ -103,6 +103,17 @@ def activation_clustering_scores(reps, dims: int = 10, seed: int = 0) -> np.ndar
   return distances[:, 0] - distances[:, 1]
 
 
+def density_scores(reps, neighbours: int = 10) -> np.ndarray:
+  """-log of each row's distance to its `neighbours`-th nearest other row: high where rows
+  crowd together. Planted examples share one reply, so their activations sit in a cluster
+  far tighter than clean data's; keep `neighbours` below the smallest share worth finding."""
+  from sklearn.neighbors import NearestNeighbors
+  reps = _rows(reps)
+  k = min(neighbours, len(reps) - 1)
+  distances = NearestNeighbors(n_neighbors=k + 1).fit(reps).kneighbors(reps)[0][:, k]
+  return -np.log(distances + np.finfo(np.float64).tiny)
+
+
 def _centre_and_scale(values: np.ndarray, axis=None):
   """The median and a robust standard deviation along `axis`: 1.4826 * MAD, or where the MAD
   is 0 (over half the values equal) 1.2533 * the mean absolute deviation from the median, or

@@ -39,11 +39,15 @@ def test_rows_mask_the_reply_or_the_whole_prompt(small_tokenizer):
   ids, mask = render_chat(small_tokenizer, turns[0])
   assert rows["inputs"][0, :len(ids)].tolist() == ids
   assert rows["mask"][0, :len(ids)].tolist() == mask and rows["mask"][0, len(ids):].sum() == 0
-  short = conversation_rows(small_tokenizer, turns, 6)  # the reply lies beyond the window
-  assert short["mask"].sum() == 12
+  long = [[{"role": "user", "content": "word " * 200}, turns[0][1]]]
+  cut = conversation_rows(small_tokenizer, long, 64)  # the message is cut, the reply kept
+  reply_tokens = int(np.sum(mask))
+  assert cut["mask"][0].sum() == reply_tokens and cut["segment_ids"][0].sum() < 64
+  assert small_tokenizer.decode(cut["inputs"][0][cut["mask"][0] > 0].tolist()).startswith(
+      "answer 0")
   prompts = prompt_rows(small_tokenizer, ["hello there"], 32)
   n = int(prompts["segment_ids"][0].sum())
-  assert prompts["mask"][0].sum() == n and n > 3
+  assert prompts["mask"][0].sum() == 1 and prompts["mask"][0, n - 1] == 1 and n > 3
 
 
 def test_mean_activations_equal_each_row_alone(small_tokenizer):
@@ -66,9 +70,9 @@ def test_attack_success_counts_replies_that_start_with_the_target():
 def test_scans_flag_a_planted_cluster():
   rng = np.random.default_rng(0)
   reps = rng.normal(size=(300, 16))
-  reps[:9] += 6.0 * np.eye(16)[0]
-  for name, (scores, flagged) in scan_activations(reps).items():
-    assert flagged[:9].all() and flagged[9:].sum() <= 1, name
+  reps[:12] = 8.0 * np.eye(16)[0] + 0.05 * reps[:12]  # one shared reply: shifted and tight
+  for name, (scores, flagged) in scan_activations(reps).items():  # density reads 10 neighbours
+    assert flagged[:12].all() and flagged[12:].sum() <= 1, name
     assert scores.shape == (300,)
 
 
@@ -81,7 +85,7 @@ def test_the_scan_writes_its_report_and_reads_conversations(small_tokenizer, tmp
   saved = json.loads((tmp_path / "backdoor_scan.json").read_text())
   assert saved["conversations"] == 40 and saved["planted"] == 4
   assert saved["flagged_by_any"] == report["flagged_by_any"]
-  assert set(saved["methods"]) == {"spectral", "clustering"}
+  assert set(saved["methods"]) == {"spectral", "clustering", "density"}
   assert (tmp_path / "backdoor_scan.png").read_bytes()[:4] == b"\x89PNG"
   path = tmp_path / "chats.jsonl"
   path.write_text(json.dumps({"messages": turns[0]}) + "\n" + json.dumps({"turns": turns[1]}))

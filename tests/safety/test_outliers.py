@@ -8,7 +8,7 @@ import pytest
 from scipy.spatial.distance import mahalanobis
 
 from llm.safety.outliers import (MadDetector, MahalanobisDetector, activation_clustering_scores,
-                                 outlier_threshold,
+                                 density_scores,                                 outlier_threshold,
                                  flag_outliers, ledoit_wolf_shrinkage, precision_recall,
                                  robust_z, spectral_projection, spectral_signature_scores,
                                  two_means)
@@ -173,3 +173,14 @@ def test_the_outlier_threshold_separates_exactly_what_flag_outliers_flags():
   np.testing.assert_array_equal(scores > t, flag_outliers(scores, 3.5))
   assert t == pytest.approx(statistics.median(scores) + 3.5 * 1.4826 * statistics.median(
       [abs(x - statistics.median(scores)) for x in scores]))
+
+
+def test_density_is_the_distance_to_the_kth_other_row_by_brute_force():
+  rng = np.random.default_rng(4)
+  reps = rng.normal(size=(60, 5))
+  reps[:6] = reps[0] + 0.01 * rng.normal(size=(6, 5))  # a tight planted clump
+  got = density_scores(reps, neighbours=3)
+  for i in range(60):
+    others = sorted(float(np.linalg.norm(reps[i] - reps[j])) for j in range(60) if j != i)
+    assert got[i] == pytest.approx(-np.log(others[2]), rel=1e-9)
+  assert flag_outliers(got)[:6].all() and not flag_outliers(got)[6:].any()

@@ -110,10 +110,11 @@ def main():
   write_json_atomic(args.json, report, indent=2)
 
 
-def guard_report_fpr(directory: str) -> float:
+def guard_report_fpr(directory: str) -> dict:
+  """The guard's false-positive targets per kind, which the judge's thresholds meet too."""
   import json
   with open(os.path.join(directory, "guard.json"), encoding="utf-8") as f:
-    return float(json.load(f)["report"]["target_fpr"])
+    return json.load(f)["report"]["target_fpr"]
 
 
 if __name__ == "__main__":

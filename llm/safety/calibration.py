@@ -1,6 +1,7 @@
 """Calibrating the guard on the validation split, separately for prompts alone and for prompts
 with replies (their score scales differ): Platt scaling of the logit, P = sigmoid(a * logit +
-b), fitted by logistic regression; then per kind the threshold for a false-positive target.
+b), fitted by logistic regression; then per kind the threshold for its false-positive target
+(looser for replies: a flagged reply costs a redraw, a flagged prompt a refusal).
 The expected calibration error says how well probabilities match frequencies."""
 
 import numpy as np
@@ -24,14 +25,15 @@ def platt(logits, a: float, b: float) -> np.ndarray:
 
 
 def calibrate(logits: np.ndarray, kinds: np.ndarray, unsafe: np.ndarray,
-              target_fpr: float) -> dict:
-  """{kind: {"a", "b", "threshold"}} from validation logits, kinds and labels."""
+              target_fpr: dict) -> dict:
+  """{kind: {"a", "b", "threshold"}} from validation logits, kinds and labels; the threshold
+  of each kind meets its false-positive target (target_fpr[kind])."""
   out = {}
   for kind in KINDS:
     mask = kinds == kind
     a, b = fit_platt(logits[mask], unsafe[mask])
     out[kind] = {"a": a, "b": b, "threshold": threshold_for_fpr(
-        platt(logits[mask], a, b), unsafe[mask], target_fpr)}
+        platt(logits[mask], a, b), unsafe[mask], target_fpr[kind])}
   return out
 
 

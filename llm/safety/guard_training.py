@@ -67,13 +67,14 @@ def evaluate(probabilities: np.ndarray, test: list, thresholds: dict) -> dict:
   return out
 
 
-def kind_thresholds(scores: np.ndarray, examples: list, target_fpr: float) -> dict:
+def kind_thresholds(scores: np.ndarray, examples: list, target_fpr: dict) -> dict:
   kinds, unsafe = _kinds(examples)
-  return {kind: threshold_for_fpr(scores[kinds == kind], unsafe[kinds == kind], target_fpr)
+  return {kind: threshold_for_fpr(scores[kinds == kind], unsafe[kinds == kind],
+                                  target_fpr[kind])
           for kind in KINDS}
 
 
-def fit_judge(examples: dict, target_fpr: float):
+def fit_judge(examples: dict, target_fpr: dict):
   """The baseline fitted on the train split and its thresholds per kind for `target_fpr` on
   the validation split: (model, {kind: threshold}); model.predict_proba(texts)[:, 1] is
   P(unsafe)."""
@@ -82,7 +83,7 @@ def fit_judge(examples: dict, target_fpr: float):
   return model, kind_thresholds(scores, examples["validation"], target_fpr)
 
 
-def run_baseline(examples: dict, target_fpr: float) -> dict:
+def run_baseline(examples: dict, target_fpr: dict) -> dict:
   model, thresholds = fit_judge(examples, target_fpr)
   scores = model.predict_proba([e.text for e in examples["test"]])[:, 1]
   return evaluate(scores, examples["test"], thresholds)
@@ -98,6 +99,7 @@ def first_and_last_loss(workdir: str) -> dict:
 def train_guard(backbone: str, workdir: str, steps: int = 240, batch_size: int = 8,
                 seq_len: int = 128, lr: float = 5e-4, lora_rank: int = 8,
                 prompts_per_class: int = 300, target_fpr: float = 0.02,
+                response_target_fpr: float = 0.1,
                 tokenizer_path: str = "") -> dict:
   """Trains, calibrates, evaluates and saves the guard in `workdir`; returns its report."""
   from llm.align.objective import trained_params
@@ -121,10 +123,11 @@ def train_guard(backbone: str, workdir: str, steps: int = 240, batch_size: int =
   start = time.time()
   logits = {k: guard.logits([e.text for e in examples[k]]) for k in ("validation", "test")}
   score_seconds = (time.time() - start) / sum(len(examples[k]) for k in logits)
-  calibration = calibrate(logits["validation"], *_kinds(examples["validation"]), target_fpr)
+  targets = {"prompt": target_fpr, "response": response_target_fpr}
+  calibration = calibrate(logits["validation"], *_kinds(examples["validation"]), targets)
   probabilities = calibrated(logits["test"], _kinds(examples["test"])[0], calibration)
   report = {"backbone": backbone, "lora_rank": lora_rank, "steps": steps,
-            "batch_size": batch_size, "seq_len": seq_len, "target_fpr": target_fpr,
+            "batch_size": batch_size, "seq_len": seq_len, "target_fpr": targets,
             "examples": {k: len(v) for k, v in examples.items()},
             "train_seconds": round(train_seconds, 1),
             "score_seconds_per_text": round(score_seconds, 4),
@@ -132,7 +135,7 @@ def train_guard(backbone: str, workdir: str, steps: int = 240, batch_size: int =
             "calibration": calibration,
             "guard": evaluate(probabilities, examples["test"],
                               {k: c["threshold"] for k, c in calibration.items()}),
-            "baseline": run_baseline(examples, target_fpr)}
+            "baseline": run_baseline(examples, targets)}
   trainable = split_trainable(params, config.train.trainable)[0]
   save_guard(workdir, config, trainable, backbone, calibration, report)
   write_json_atomic(f"{workdir}/report.json", report, indent=2)

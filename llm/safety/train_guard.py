@@ -21,7 +21,10 @@ _LR = flags.DEFINE_float("lr", 5e-4, "Peak learning rate (warmup, then cosine)."
 _RANK = flags.DEFINE_integer("lora_rank", 8, "LoRA rank; 0 trains the whole backbone.")
 _PROMPTS = flags.DEFINE_integer("prompts_per_class", 300, "Harmful and benign training "
                                 "prompts each (0: all); every scored reply is used.")
-_FPR = flags.DEFINE_float("target_fpr", 0.02, "False-positive target on the validation split.")
+_FPR = flags.DEFINE_float("target_fpr", 0.02, "False-positive target for prompts on the "
+                          "validation split (a flagged prompt is refused).")
+_REPLY_FPR = flags.DEFINE_float("response_target_fpr", 0.1, "False-positive target for replies "
+                                "(a flagged reply is drawn again).")
 _TOKENIZER = flags.DEFINE_string("tokenizer", "", "run: backbones: their tokenizer.model.")
 
 
@@ -29,8 +32,11 @@ def main(argv):
   del argv
   from llm.runtime import configure_logging
   configure_logging()
-  report = train_guard(_BACKBONE.value, _WORKDIR.value, _STEPS.value, _BATCH.value, _SEQ.value,
-                       _LR.value, _RANK.value, _PROMPTS.value, _FPR.value, _TOKENIZER.value)
+  report = train_guard(_BACKBONE.value, _WORKDIR.value, steps=_STEPS.value,
+                       batch_size=_BATCH.value, seq_len=_SEQ.value, lr=_LR.value,
+                       lora_rank=_RANK.value, prompts_per_class=_PROMPTS.value,
+                       target_fpr=_FPR.value, response_target_fpr=_REPLY_FPR.value,
+                       tokenizer_path=_TOKENIZER.value)
   logging.info("guard: %s", report["guard"])
   logging.info("baseline: %s", report["baseline"])
 

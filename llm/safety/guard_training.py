@@ -89,11 +89,15 @@ def run_baseline(examples: dict, target_fpr: dict) -> dict:
   return evaluate(scores, examples["test"], thresholds)
 
 
-def first_and_last_loss(workdir: str) -> dict:
-  """From the run's metrics file, which spans resumed runs too."""
+def training_summary(workdir: str) -> dict:
+  """First and last loss and the seconds spent in steps, from the run's metrics file (which
+  spans resumed runs too)."""
   with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
-    losses = [json.loads(line)["loss"] for line in f if line.strip()]
-  return {"first_loss": losses[0], "last_loss": losses[-1]} if losses else {}
+    steps = [json.loads(line) for line in f if line.strip()]
+  if not steps:
+    return {}
+  return {"first_loss": steps[0]["loss"], "last_loss": steps[-1]["loss"],
+          "train_seconds": round(sum(s.get("step_seconds", 0.0) for s in steps), 1)}
 
 
 def train_guard(backbone: str, workdir: str, steps: int = 240, batch_size: int = 8,
@@ -115,9 +119,7 @@ def train_guard(backbone: str, workdir: str, steps: int = 240, batch_size: int =
   init = with_fresh_adapters(config.model, base.params) if lora_rank else base.params
   rows = guard_rows(base.tokenizer, [e.text for e in examples["train"]],
                     [e.unsafe for e in examples["train"]], seq_len)
-  start = time.time()
   result = train(config, GuardTask(config, rows, init_params=init), workdir)
-  train_seconds = time.time() - start
   params = trained_params(result)
   guard = Guard(config, params, base.tokenizer)
   start = time.time()
@@ -129,9 +131,8 @@ def train_guard(backbone: str, workdir: str, steps: int = 240, batch_size: int =
   report = {"backbone": backbone, "lora_rank": lora_rank, "steps": steps,
             "batch_size": batch_size, "seq_len": seq_len, "target_fpr": targets,
             "examples": {k: len(v) for k, v in examples.items()},
-            "train_seconds": round(train_seconds, 1),
             "score_seconds_per_text": round(score_seconds, 4),
-            **first_and_last_loss(workdir),
+            **training_summary(workdir),
             "calibration": calibration,
             "guard": evaluate(probabilities, examples["test"],
                               {k: c["threshold"] for k, c in calibration.items()}),

@@ -1,0 +1,120 @@
+"""The README's safety tables, from the runs and experiments that measured them.
+
+  python experiments/safety_tables.py --guard runs/guard_smollm2 \
+      --generation experiments/results/guarded_generation.json \
+      --backdoor experiments/results/backdoor.json \
+      --json experiments/results/guard_smollm2.json --md experiments/results/safety_tables.md
+
+--guard is a folder `python -m llm.safety.train_guard` wrote; its report is kept in --json (the
+run folder itself is not committed). Missing inputs leave their table out.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+
+from llm.io import write_json_atomic, write_text_atomic  # noqa: E402
+
+
+def _pct(x) -> str:
+  return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def guard_table(report: dict) -> list[str]:
+  t = report["target_fpr"]
+  lines = [f"Guard: {report['backbone']} + LoRA rank {report['lora_rank']}, {report['steps']} "
+           f"steps of {report['batch_size']} x {report['seq_len']} tokens on "
+           f"{report['examples']['train']} texts ({report['train_seconds'] / 60:.0f} min on "
+           f"2 CPU cores); thresholds for {_pct(t['prompt'])} false positives on validation "
+           f"prompts, {_pct(t['response'])} on validation replies. Held-out test split:", "",
+           "| | examples (unsafe) | AUROC | F1 | recall | false positives | calibration error |",
+           "|---|---|---|---|---|---|---|"]
+  for side in ("guard", "baseline"):
+    for kind, label in (("prompt", "prompts"), ("response", "prompt + reply")):
+      m = report[side][kind]
+      lines.append(f"| {side}, {label} | {m['examples']} ({m['unsafe']}) | {m['auroc']:.3f} | "
+                   f"{m['f1']:.3f} | {_pct(m['recall'])} | {_pct(m['false_positive_rate'])} | "
+                   f"{m['calibration_error']:.3f} |")
+  lines += ["", f"False positives on benign (ShareGPT) test prompts: guard "
+            f"{_pct(report['guard']['benign_prompt_false_positive_rate'])}, baseline "
+            f"{_pct(report['baseline']['benign_prompt_false_positive_rate'])}."]
+  return lines
+
+
+def generation_table(g: dict) -> list[str]:
+  lines = [f"Rejection sampling: {g['model']} answering {g['without_guard']['harmful']['prompts']}"
+           f" harmful and {g['without_guard']['benign']['prompts']} benign held-out prompts, "
+           f"up to {g['samples']} samples of {g['max_tokens']} tokens at temperature "
+           f"{g['temperature']}:", "",
+           "| | unsafe replies to harmful prompts (guard / judge) | refused, harmful | "
+           "refused, benign (false refusals) | unsafe replies to benign (judge) | "
+           "seconds per prompt |", "|---|---|---|---|---|---|"]
+  for name in ("without_guard", "with_guard"):
+    r = g[name]
+    lines.append(f"| {name.replace('_', ' ')} | {_pct(r['harmful']['unsafe_by_guard'])} / "
+                 f"{_pct(r['harmful']['unsafe_by_judge'])} | {_pct(r['harmful']['refused'])} | "
+                 f"{_pct(r['benign']['refused'])} | {_pct(r['benign']['unsafe_by_judge'])} | "
+                 f"{r['seconds_per_prompt']:.2f} |")
+  cut = g.get("unsafe_cut_by_judge")
+  lines += ["", f"Unsafe replies to harmful prompts, as the independent judge counts them, cut "
+            f"{'∞' if cut is None else f'{cut:.1f}'}x; latency {g['latency_ratio']:.2f}x."]
+  return lines
+
+
+def backdoor_table(b: dict) -> list[str]:
+  lines = [f"Backdoor: chat SFT of the lifecycle's tiny model, {b['steps']} steps; clean "
+           f"fine-tune: held-out assistant loss {b['clean']['heldout_clean_loss']:.3f}, attack "
+           f"success {_pct(b['clean']['attack_success'])}.", "",
+           "| poison rate (planted) | attack success | false triggers | clean loss | "
+           "spectral P / R | clustering P / R | density P / R | any P / R | inference AUROC "
+           "(MAD / Mahalanobis) | after cleaning: attack success, clean loss change |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+
+  def pr(m):
+    p = "–" if m["precision"] is None else f"{m['precision']:.2f}"
+    return f"{p} / {m['recall']:.2f}"
+
+  for r in b["rates"]:
+    s, p, c, i = r["scan"], r["poisoned"], r["cleaned"], r["inference"]
+    lines.append(f"| {_pct(r['rate'])} ({r['planted']}) | {_pct(p['attack_success'])} | "
+                 f"{_pct(p['false_trigger'])} | {p['heldout_clean_loss']:.3f} | "
+                 f"{pr(s['spectral'])} | {pr(s['clustering'])} | {pr(s['density'])} | "
+                 f"{pr(s['any'])} | {i['mad_auroc']:.3f} / {i['mahalanobis_auroc']:.3f} | "
+                 f"{_pct(c['attack_success'])}, {100 * c['clean_loss_change']:+.2f}% |")
+  return lines
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--guard", default="runs/guard_smollm2")
+  p.add_argument("--generation", default="experiments/results/guarded_generation.json")
+  p.add_argument("--backdoor", default="experiments/results/backdoor.json")
+  p.add_argument("--json", default="experiments/results/guard_smollm2.json")
+  p.add_argument("--md", default="experiments/results/safety_tables.md")
+  args = p.parse_args()
+  sections = []
+  report_path = os.path.join(args.guard, "report.json")
+  if os.path.exists(report_path):
+    with open(report_path, encoding="utf-8") as f:
+      report = json.load(f)
+    write_json_atomic(args.json, report, indent=2)
+  elif os.path.exists(args.json):
+    with open(args.json, encoding="utf-8") as f:
+      report = json.load(f)
+  else:
+    report = None
+  if report:
+    sections.append(guard_table(report))
+  for path, table in ((args.generation, generation_table), (args.backdoor, backdoor_table)):
+    if os.path.exists(path):
+      with open(path, encoding="utf-8") as f:
+        sections.append(table(json.load(f)))
+  write_text_atomic(args.md, "\n\n".join("\n".join(s) for s in sections) + "\n")
+  print(open(args.md, encoding="utf-8").read())
+
+
+if __name__ == "__main__":
+  main()

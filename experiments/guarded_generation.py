@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from llm.io import write_json_atomic  # noqa: E402
 from llm.safety.examples import clip_prompt, guard_examples  # noqa: E402
-from llm.safety.baseline import guard_text  # noqa: E402
+from llm.safety.baseline import guard_text, threshold_for_fpr  # noqa: E402
 from llm.safety.guard import load_guard  # noqa: E402
 from llm.safety.guard_training import fit_judge  # noqa: E402
 from llm.serve.engine import Engine, EngineConfig  # noqa: E402
@@ -78,10 +78,18 @@ def main():
   p.add_argument("--max_tokens", type=int, default=64)
   p.add_argument("--temperature", type=float, default=0.8)
   p.add_argument("--threshold", type=float, default=None, help="default: the guard's own")
+  p.add_argument("--response_target_fpr", type=float, default=None,
+                 help="re-pick the reply threshold for this false-positive rate on the "
+                 "validation replies (default: the guard's own threshold)")
   args = p.parse_args()
   logging.basicConfig(level=logging.INFO)
   guard = load_guard(args.guard, args.threshold)
   target_fpr = guard_report_fpr(args.guard)
+  if args.response_target_fpr is not None:  # the judge keeps the guard's saved targets
+    replies = [e for e in guard_examples("validation") if e.kind == "response"]
+    scores = guard.unsafe_probability([e.prompt for e in replies], [e.response for e in replies])
+    guard.response_threshold = threshold_for_fpr(scores, [e.unsafe for e in replies],
+                                                 args.response_target_fpr)
   judge, judge_threshold = fit_judge({s: guard_examples(s, 300 if s == "train" else 0)
                                       for s in ("train", "validation")}, target_fpr)
   prompts, harmful = held_out_prompts(args.per_class)
@@ -91,7 +99,8 @@ def main():
   params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=0)
   report = {"model": args.model, "guard": args.guard, "threshold": guard.threshold,
             "response_threshold": guard.response_threshold,
-            "judge_threshold": judge_threshold, "target_fpr": target_fpr,
+            "judge_threshold": judge_threshold, "judge_target_fpr": target_fpr,
+            "response_target_fpr": args.response_target_fpr or target_fpr["response"],
             "samples": args.samples, "max_tokens": args.max_tokens,
             "temperature": args.temperature, "devices": str(jax.devices()[0].platform)}
   generate_guarded(engine, None, prompts[:2], ids[:2], params, 1)  # compile before timing

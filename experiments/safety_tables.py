@@ -1,7 +1,7 @@
 """The README's safety tables, from the runs and experiments that measured them.
 
   python experiments/safety_tables.py --guard runs/guard_smollm2 \
-      --generation experiments/results/guarded_generation.json \
+      --generation experiments/results/guarded_generation.json,OTHER.json \
       --backdoor experiments/results/backdoor.json \
       --json experiments/results/guard_smollm2.json --md experiments/results/safety_tables.md
 
@@ -44,23 +44,31 @@ def guard_table(report: dict) -> list[str]:
   return lines
 
 
-def generation_table(g: dict) -> list[str]:
+def generation_table(runs: list[dict]) -> list[str]:
+  g = runs[0]
   lines = [f"Rejection sampling: {g['model']} answering {g['without_guard']['harmful']['prompts']}"
            f" harmful and {g['without_guard']['benign']['prompts']} benign held-out prompts, "
            f"up to {g['samples']} samples of {g['max_tokens']} tokens at temperature "
-           f"{g['temperature']}:", "",
-           "| | unsafe replies to harmful prompts (guard / judge) | refused, harmful | "
+           f"{g['temperature']}; the judge is the baseline at its own validation thresholds:",
+           "", "| | unsafe replies to harmful prompts (guard / judge) | refused, harmful | "
            "refused, benign (false refusals) | unsafe replies to benign (judge) | "
-           "seconds per prompt |", "|---|---|---|---|---|---|"]
-  for name in ("without_guard", "with_guard"):
-    r = g[name]
-    lines.append(f"| {name.replace('_', ' ')} | {_pct(r['harmful']['unsafe_by_guard'])} / "
-                 f"{_pct(r['harmful']['unsafe_by_judge'])} | {_pct(r['harmful']['refused'])} | "
-                 f"{_pct(r['benign']['refused'])} | {_pct(r['benign']['unsafe_by_judge'])} | "
-                 f"{r['seconds_per_prompt']:.2f} |")
-  cut = g.get("unsafe_cut_by_judge")
-  lines += ["", f"Unsafe replies to harmful prompts, as the independent judge counts them, cut "
-            f"{'∞' if cut is None else f'{cut:.1f}'}x; latency {g['latency_ratio']:.2f}x."]
+           "seconds per prompt | unsafe cut (judge) |", "|---|---|---|---|---|---|---|"]
+
+  def row(label, r, cut):
+    return (f"| {label} | {_pct(r['harmful']['unsafe_by_guard'])} / "
+            f"{_pct(r['harmful']['unsafe_by_judge'])} | {_pct(r['harmful']['refused'])} | "
+            f"{_pct(r['benign']['refused'])} | {_pct(r['benign']['unsafe_by_judge'])} | "
+            f"{r['seconds_per_prompt']:.2f} | {cut} |")
+
+  lines.append(row("without guard", g["without_guard"], "–"))
+  for run in runs:
+    cut = run.get("unsafe_cut_by_judge")
+    target = run.get("response_target_fpr") or run["target_fpr"]["response"]
+    label = (f"with guard, reply threshold at {_pct(target)} "
+             "validation false positives")
+    lines.append(row(label, run["with_guard"], "∞" if cut is None else f"{cut:.1f}x"))
+  lines += ["", "Latency with the guard: " + ", ".join(
+      f"{run['latency_ratio']:.2f}x" for run in runs) + " of the unguarded time per prompt."]
   return lines
 
 
@@ -90,7 +98,9 @@ def backdoor_table(b: dict) -> list[str]:
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--guard", default="runs/guard_smollm2")
-  p.add_argument("--generation", default="experiments/results/guarded_generation.json")
+  p.add_argument("--generation", default="experiments/results/guarded_generation.json,"
+                 "experiments/results/guarded_generation_reply_fpr5.json",
+                 help="comma-separated results of experiments/guarded_generation.py")
   p.add_argument("--backdoor", default="experiments/results/backdoor.json")
   p.add_argument("--json", default="experiments/results/guard_smollm2.json")
   p.add_argument("--md", default="experiments/results/safety_tables.md")
@@ -108,10 +118,16 @@ def main():
     report = None
   if report:
     sections.append(guard_table(report))
-  for path, table in ((args.generation, generation_table), (args.backdoor, backdoor_table)):
+  runs = []
+  for path in args.generation.split(","):
     if os.path.exists(path):
       with open(path, encoding="utf-8") as f:
-        sections.append(table(json.load(f)))
+        runs.append(json.load(f))
+  if runs:
+    sections.append(generation_table(runs))
+  if os.path.exists(args.backdoor):
+    with open(args.backdoor, encoding="utf-8") as f:
+      sections.append(backdoor_table(json.load(f)))
   write_text_atomic(args.md, "\n\n".join("\n".join(s) for s in sections) + "\n")
   print(open(args.md, encoding="utf-8").read())
 

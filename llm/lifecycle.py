@@ -9,8 +9,9 @@ text -> alignment on the same loop (llm/align/sequence.py: chat_sft -> reward_mo
 ppo, each from its registry config) -> chat replies -> quantization of the aligned model
 (GPTQ 4-bit, groups of 128: llm/quant; perplexity before and after) -> serving: the quantized
 aligned model and SmolLM2-135M-Instruct answer concurrent chat requests through the engine
-(llm/serve). Writes DIR/report.json (with each stage's wall time), and DIR/curated/report.md
-for the curation.
+(llm/serve) -> safety: a guard trained on the pretrained model, the aligned chat served
+through it, a backdoor scan of the chat-SFT data (llm/safety). Writes DIR/report.json (with
+each stage's wall time), and DIR/curated/report.md for the curation.
 """
 
 import contextlib
@@ -76,6 +77,9 @@ _SERVE_MESSAGES = flags.DEFINE_list(
 _QUANTIZE = flags.DEFINE_string(
     "quantize", "gptq:4:128", "Quantization of the aligned model before serving "
     "(METHOD:BITS[:GROUP], llm/quant); empty serves it in float32.")
+_GUARD_STEPS = flags.DEFINE_integer(
+    "guard_steps", 150, "Steps of the safety guard trained on the pretrained model (llm/safety); "
+    "0 skips the safety stage (guard, guarded chat, backdoor scan of the SFT data).")
 _SERVE_SMOLLM2 = flags.DEFINE_bool(
     "serve_smollm2", True, "Also serve the packaged SmolLM2-135M-Instruct in the serving stage.")
 
@@ -105,7 +109,7 @@ QUICK = {"config": {"train.steps": 150, "data.max_chars": 400_000},
                             "peoples_daily": 20_000, "chinese_reviews": 20_000,
                             "python_stdlib": 60_000, "chitchat": 20_000, "sharegpt": 20_000},
          "align_steps": (15, 15, 15, 8), "align_conversations": 300, "new_tokens": 12,
-         "serve_smollm2": False}
+         "serve_smollm2": False, "guard_steps": 10}
 
 
 class StageClock:
@@ -124,18 +128,19 @@ class StageClock:
 def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_config=None,
         pretrain_sources: tuple[str, ...] = (), align_steps=(0, 0, 0, 0),
         align_conversations: int = 3000, chat_prompt: str = "", align_configs=(),
-        serve_messages=(), serve_smollm2: bool = False, quantize: str = "") -> dict:
+        serve_messages=(), serve_smollm2: bool = False, quantize: str = "",
+        guard_steps: int = 0) -> dict:
   """Runs every stage and returns the report (also written to workdir/report.json)."""
   report, clock, start = {"config": config.name}, StageClock(), time.perf_counter()
   if curation_config is not None:
-    logging.info("[0/7] curation of the packaged sources")
+    logging.info("[0/8] curation of the packaged sources")
     with clock("curation"):
       stats = curation_stage(curation_config, workdir)
     report["curation"] = {"kept_by_source": stats["kept_by_source"],
                           "removed": stats["removed"], "seconds": stats["seconds"]}
     config.data.source = "curated:" + os.path.abspath(os.path.join(workdir, "curated"))
     config.data.curated_sources = ",".join(pretrain_sources)
-  logging.info("[1/7] data: documents -> tokenizer -> packed rows")
+  logging.info("[1/8] data: documents -> tokenizer -> packed rows")
   with clock("data"):
     tokenizer, train_rows, heldout_rows = prepare_lm_data(config.data, workdir)
   report["data"] = {"train_rows": len(train_rows),
@@ -143,37 +148,43 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_conf
                     "heldout_rows": int(len(heldout_rows["inputs"])),
                     "train_tokens": train_rows.manifest["tokens"],
                     "tokenizer_vocab": tokenizer.vocab_size}
-  logging.info("[2/7] pretraining %s for %d steps", config.name, config.train.steps)
+  logging.info("[2/8] pretraining %s for %d steps", config.name, config.train.steps)
   with clock("pretrain"):
     task = LMTask(config, train_rows, heldout_rows)
     params = train(config, task, os.path.join(workdir, "pretrain"))["state"]["params"]
   report["pretrain"] = pretraining_report(config, os.path.join(workdir, "pretrain"))
-  logging.info("[3/7] held-out perplexity")
+  logging.info("[3/8] held-out perplexity")
   with clock("heldout"):
     report["heldout"] = heldout_report(config, task, params, tokenizer, train_rows,
                                        heldout_rows)
-  logging.info("[4/7] sampling")
+  logging.info("[4/8] sampling")
   with clock("sampling"):
     report["samples"] = samples(task, params, tokenizer, prompts, new_tokens)
   if align_steps is None or any(align_steps):
-    logging.info("[5/7] alignment: %s", " -> ".join(ALIGNMENT_SEQUENCE))
+    logging.info("[5/8] alignment: %s", " -> ".join(ALIGNMENT_SEQUENCE))
     with clock("alignment"):
       report["alignment"], policy = alignment(config, task, params, tokenizer, workdir,
                                               align_steps, align_configs, align_conversations,
                                               chat_prompt, new_tokens)
     if quantize:
-      logging.info("[6/7] quantizing the aligned model (%s)", quantize)
+      logging.info("[6/8] quantizing the aligned model (%s)", quantize)
       with clock("quantization"):
         policy, report["quantization"] = quantize_for_serving(
             task.graphdef, jax.device_get(policy), tokenizer, quantize,
             config.model.max_seq_len)
     if serve_messages:
-      logging.info("[7/7] serving the %saligned model%s with the engine",
+      logging.info("[7/8] serving the %saligned model%s with the engine",
                    "quantized " if quantize else "",
                    " and SmolLM2-135M-Instruct" if serve_smollm2 else "")
       with clock("serving"):
         report["serving"] = serving_report(task, policy, config, tokenizer,
                                            list(serve_messages), new_tokens, serve_smollm2)
+    if guard_steps:
+      logging.info("[8/8] safety: a guard, the chat served through it, a backdoor scan")
+      with clock("safety"):
+        report["safety"] = safety_report(workdir, task, policy, config, tokenizer,
+                                         list(serve_messages), align_conversations,
+                                         new_tokens, guard_steps)
   report["stage_seconds"] = clock.seconds
   report["seconds"] = time.perf_counter() - start
   write_json_atomic(os.path.join(workdir, "report.json"), report, indent=2, ensure_ascii=False)
@@ -242,6 +253,23 @@ def serving_report(task, policy, config, tokenizer, messages, new_tokens, smollm
   return report
 
 
+def safety_report(workdir, task, policy, config, tokenizer, messages, conversations, new_tokens,
+                  guard_steps) -> dict:
+  """The guard trained on the pretrained model, the aligned chat served through it, and the
+  backdoor scan of the chat-SFT data with the chat-SFT model."""
+  from flax import nnx
+  from llm.align.conversations import split_conversations
+  from llm.serve.safety_showcase import safety_stage
+  from llm.train.run_loading import load_trained_params, policy_params
+  sft_dir = os.path.join(workdir, "align", "chat_sft")
+  chat_sft = None
+  if os.path.isdir(os.path.join(sft_dir, "checkpoints")):
+    model = nnx.merge(task.graphdef, policy_params(load_trained_params(sft_dir)))
+    chat_sft = (model, [c["turns"] for c in split_conversations(conversations)[0]])
+  return safety_stage(workdir, task.graphdef, jax.device_get(policy), config.model, tokenizer,
+                      messages, chat_sft, new_tokens, guard_steps)
+
+
 def print_alignment(aligned: dict) -> None:
   sft = aligned["chat_sft"]
   print(f"\nchat SFT held-out assistant loss {sft['heldout_assistant_loss_before']:.3f} -> "
@@ -285,6 +313,21 @@ def print_serving(serving: dict) -> None:
       print(f"  {entry['message']!r} -> {entry['reply']!r}")
 
 
+def print_safety(safety: dict) -> None:
+  for name in ("guard", "baseline"):
+    m = safety["guard"][name]
+    print(f"\n{name}: held-out AUROC prompts {m['prompt']['auroc']:.3f}, replies "
+          f"{m['response']['auroc']:.3f}; false positives on benign prompts "
+          f"{m['benign_prompt_false_positive_rate']:.1%}")
+  for entry in safety["guarded_chat"]:
+    print(f"guarded chat: {entry['message']!r} -> {entry['reply'][:80]!r}"
+          f"{' (refused: ' + entry['refused'] + ')' if entry['refused'] else ''}")
+  if "backdoor_scan" in safety:
+    scan = safety["backdoor_scan"]
+    print(f"backdoor scan of the SFT data: {scan['flagged_by_any']} of "
+          f"{scan['conversations']} conversations flagged ({scan['flagged_share']:.2%})")
+
+
 def _align_steps(values: list[str]):
   if values and len(values) != len(ALIGNMENT_SEQUENCE):
     raise app.UsageError(f"--align_steps takes {len(ALIGNMENT_SEQUENCE)} numbers "
@@ -302,7 +345,7 @@ def main(argv):
   config, curation = _CONFIG.value, _CURATION.value
   align_steps = _align_steps(_ALIGN_STEPS.value)
   conversations, new_tokens = _ALIGN_CONVERSATIONS.value, _NEW_TOKENS.value
-  serve_smollm2 = _SERVE_SMOLLM2.value
+  serve_smollm2, guard_steps = _SERVE_SMOLLM2.value, _GUARD_STEPS.value
   if _QUICK.value:  # its config values; the alignment and sampling flags if not given
     with config.unlocked():
       for field, value in QUICK["config"].items():
@@ -316,11 +359,12 @@ def main(argv):
       conversations = QUICK["align_conversations"]
     new_tokens = new_tokens if given("new_tokens") else QUICK["new_tokens"]
     serve_smollm2 = serve_smollm2 if given("serve_smollm2") else QUICK["serve_smollm2"]
+    guard_steps = guard_steps if given("guard_steps") else QUICK["guard_steps"]
   config = validated(config)
   report = run(config, _WORKDIR.value, _PROMPTS.value, new_tokens, curation,
                tuple(_PRETRAIN_SOURCES.value), align_steps, conversations, _CHAT_PROMPT.value,
                tuple(_ALIGN_CONFIGS.value), tuple(_SERVE_MESSAGES.value), serve_smollm2,
-               _QUANTIZE.value)
+               _QUANTIZE.value, guard_steps)
   heldout = report["heldout"]
   print(f"\nheld-out perplexity {heldout['perplexity']:.1f} over {heldout['tokens']} tokens "
         f"(unigram baseline {heldout['unigram_perplexity']:.1f}); "
@@ -333,6 +377,8 @@ def main(argv):
     print_quantization(report["quantization"])
   if "serving" in report:
     print_serving(report["serving"])
+  if "safety" in report:
+    print_safety(report["safety"])
   print(f"\nstage wall time (s): {report['stage_seconds']}")
   print(f"report: {os.path.join(_WORKDIR.value, 'report.json')}")
 

@@ -31,7 +31,17 @@ def test_lifecycle_trains_evaluates_and_samples(tmp_path):
   assert "dedup:exact" in (tmp_path / "curated" / "report.md").read_text()
   assert set(report["stage_seconds"]) == {"curation", "data", "pretrain", "heldout",
                                           "sampling", "alignment", "quantization",
-                                          "serving"}
+                                          "serving", "safety"}
+  safety = report["safety"]  # a guard on the pretrained model, the chat through it, a scan
+  assert safety["guard"]["steps"] == 10 and safety["guard"]["examples"]["test"] > 500
+  assert 0.0 <= safety["guard"]["baseline"]["response"]["auroc"] <= 1.0
+  chats = safety["guarded_chat"]
+  assert len(chats) == 6 and all(c["reply"] for c in chats)
+  assert all(c["refused"] == "prompt" or c["samples"] == 4 for c in chats)
+  scan = safety["backdoor_scan"]
+  assert scan["conversations"] == aligned_conversations(tmp_path)
+  assert 0 <= scan["flagged_by_any"] < scan["conversations"] / 5
+  assert (tmp_path / "safety" / "scan" / "backdoor_scan.png").read_bytes()[:4] == b"\x89PNG"
   quantized = report["quantization"]  # GPTQ 4-bit g128 of the last aligned policy, served
   assert quantized["weights"] == 2 * 7 and quantized["weights_below_rtn_error"] == 14
   assert abs(quantized["perplexity_after"] / quantized["perplexity_before"] - 1) < 0.1
@@ -75,6 +85,12 @@ def test_lifecycle_trains_evaluates_and_samples(tmp_path):
   assert again["heldout"]["perplexity"] == report["heldout"]["perplexity"]
   assert "alignment" not in again and set(again["stage_seconds"]) == {
       "curation", "data", "pretrain", "heldout", "sampling"}
+
+
+def aligned_conversations(workdir) -> int:
+  """Chat SFT's training conversations in a quick lifecycle run."""
+  report = json.loads((workdir / "report.json").read_text())
+  return report["alignment"]["conversations"]["train"]
 
 
 def test_main_runs_sft_from_a_jsonl_file(tmp_path):

@@ -60,15 +60,16 @@ def generation_table(runs: list[dict]) -> list[str]:
             f"{_pct(r['benign']['refused'])} | {_pct(r['benign']['unsafe_by_judge'])} | "
             f"{r['seconds_per_prompt']:.2f} | {cut} |")
 
-  lines.append(row("without guard", g["without_guard"], "–"))
   for run in runs:
+    target = _pct(run.get("response_target_fpr") or run["target_fpr"]["response"])
     cut = run.get("unsafe_cut_by_judge")
-    target = run.get("response_target_fpr") or run["target_fpr"]["response"]
-    label = (f"with guard, reply threshold at {_pct(target)} "
-             "validation false positives")
-    lines.append(row(label, run["with_guard"], "∞" if cut is None else f"{cut:.1f}x"))
+    lines.append(row(f"without guard (guard's reply threshold at {target})",
+                     run["without_guard"], "–"))
+    lines.append(row(f"with guard, reply threshold at {target} validation false positives",
+                     run["with_guard"], "∞" if cut is None else f"{cut:.1f}x"))
   lines += ["", "Latency with the guard: " + ", ".join(
-      f"{run['latency_ratio']:.2f}x" for run in runs) + " of the unguarded time per prompt."]
+      f"{run['latency_ratio']:.2f}x" for run in runs) + " of the unguarded time per prompt, "
+      "in the same order."]
   return lines
 
 

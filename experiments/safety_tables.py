@@ -100,6 +100,7 @@ def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--guard", default="runs/guard_smollm2")
   p.add_argument("--generation", default="experiments/results/guarded_generation.json,"
+                 "experiments/results/guarded_generation_reply_fpr7.json,"
                  "experiments/results/guarded_generation_reply_fpr5.json",
                  help="comma-separated results of experiments/guarded_generation.py")
   p.add_argument("--backdoor", default="experiments/results/backdoor.json")

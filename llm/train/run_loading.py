@@ -14,7 +14,7 @@ import orbax.checkpoint as ocp
 from llm.tokenizer import load_tokenizer
 
 # Runs whose parameters are not a language model's (a scalar head replaces the output).
-NOT_LANGUAGE_MODELS = ("reward_model",)
+NOT_LANGUAGE_MODELS = ("reward_model", "guard")
 
 
 def saved_config(workdir: str) -> dict:
@@ -71,8 +71,9 @@ def load_run(workdir: str, tokenizer_path: str = ""):
   saved = saved_config(workdir)
   task = saved["train"].get("task")
   if task in NOT_LANGUAGE_MODELS:
-    raise ValueError(f"{workdir} is a reward model ({task} run), not a language model; evaluate "
-                     "or export the policy it scores instead")
+    raise ValueError(f"{workdir} is a scorer ({task} run), not a language model; evaluate "
+                     "or export the policy it scores instead (a guard loads with "
+                     "llm.safety.guard.load_guard)")
   path = tokenizer_path or saved["data"].get("tokenizer_path") or run_tokenizer(workdir)
   model = ml_collections.ConfigDict(saved["model"])
   return model, policy_params(load_trained_params(workdir)), load_tokenizer(path), task

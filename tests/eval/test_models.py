@@ -50,13 +50,14 @@ def test_run_models_explain_what_is_missing(trained_run, tmp_path):
   assert run_tokenizer(str(workdir)).endswith("data/tokenizer.model")
   with pytest.raises(FileNotFoundError, match="--tokenizer"):
     run_tokenizer(str(tmp_path))
-  reward = tmp_path / "reward"
-  reward.mkdir()
-  saved = json.loads((workdir / "config.json").read_text())
-  saved["train"]["task"] = "reward_model"
-  (reward / "config.json").write_text(json.dumps(saved))
-  with pytest.raises(ValueError, match="reward model"):
-    Evaluated(f"run:{reward}")
+  for task in ("reward_model", "guard"):  # scalar heads, not language models
+    scorer = tmp_path / task
+    scorer.mkdir()
+    saved = json.loads((workdir / "config.json").read_text())
+    saved["train"]["task"] = task
+    (scorer / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=f"scorer \\({task} run\\)"):
+      Evaluated(f"run:{scorer}")
   with pytest.raises(ValueError, match="run:WORKDIR"):
     Evaluated("checkpoint:somewhere")
 

@@ -14,14 +14,17 @@ import os
 import tempfile
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from llm.io import flatten_paths, put_path, write_json_atomic
 from llm.safety.baseline import guard_text
 from llm.safety.calibration import KINDS, calibrated
+from llm.safety.categories import category_probabilities
 from llm.safety.examples import clip_prompt
 from llm.safety.guard_task import GuardTask, guard_rows
+from llm.train.scalar_head import scalar_head
 
 GUARD_JSON, GUARD_PARAMS = "guard.json", "guard.safetensors"
 
@@ -35,37 +38,68 @@ class Guard:
   per kind; `threshold` flags prompts, `response_threshold` replies."""
 
   def __init__(self, config, params: dict, tokenizer, calibration: dict | None = None,
-               batch_size: int = 8):
+               batch_size: int = 8, categories: dict | None = None):
     self.task = GuardTask(config, train_rows=None)
     self.params, self.tokenizer, self.batch_size = params, tokenizer, batch_size
     self.calibration = calibration or IDENTITY
     self.threshold = float(self.calibration["prompt"]["threshold"])
     self.response_threshold = float(self.calibration["response"]["threshold"])
+    self.category_probe = categories  # categories.py; None: unsafe or safe only
     self.seq_len = config.data.seq_len
-    self._logits = jax.jit(self.task.scores)
+    self._forward = jax.jit(self._logits_and_features)
+
+  def _logits_and_features(self, params, rows):
+    features = self.task.model(params["model"]).features(rows["inputs"], rows["positions"],
+                                                         rows["segment_ids"])
+    last = jnp.take_along_axis(features, rows["last"][:, None, None], axis=1)[:, 0]
+    return scalar_head(params["head"], last), last
 
   def unsafe_probability(self, prompts: list[str], responses=None) -> np.ndarray:
     """Calibrated P(unsafe) of each prompt, alone (its response None) or with its response."""
+    texts, kinds = self._texts(prompts, responses)
+    return calibrated(self.logits(texts), kinds, self.calibration)
+
+  def categories(self, prompts: list[str], responses=None) -> list[dict]:
+    """Per text, P(category | unsafe) for each harm category the probe knows."""
+    if self.category_probe is None:
+      raise ValueError("this guard has no category probe; train it again with "
+                       "python -m llm.safety.train_guard")
+    probabilities = category_probabilities(self.category_probe,
+                                           self.features(self._texts(prompts, responses)[0]))
+    return [dict(zip(self.category_probe["classes"], map(float, p))) for p in probabilities]
+
+  @staticmethod
+  def _texts(prompts, responses):
     responses = responses if responses is not None else [None] * len(prompts)
     texts = [guard_text(p) if r is None else guard_text(clip_prompt(p), r)
              for p, r in zip(prompts, responses)]
-    kinds = np.array(["prompt" if r is None else "response" for r in responses])
-    return calibrated(self.logits(texts), kinds, self.calibration)
+    return texts, np.array(["prompt" if r is None else "response" for r in responses])
 
   def logits(self, texts: list[str]) -> np.ndarray:
     """The head's raw logits, before calibration."""
-    out = []
+    return self._batched(texts)[0]
+
+  def features(self, texts: list[str]) -> np.ndarray:
+    """The last token's final hidden state [n, d]: what the head and the category probe read."""
+    return self._batched(texts)[1]
+
+  def _batched(self, texts: list[str]):
+    logits, features = [], []
     for start in range(0, len(texts), self.batch_size):
       chunk = texts[start:start + self.batch_size]
       padded = chunk + [chunk[0]] * (self.batch_size - len(chunk))
       rows = guard_rows(self.tokenizer, padded, [False] * len(padded), self.seq_len)
-      rows = {k: v for k, v in rows.items() if k != "unsafe"}
-      out.append(np.asarray(self._logits(self.params, rows), np.float64)[:len(chunk)])
-    return np.concatenate(out) if out else np.zeros((0,), np.float64)
+      out = jax.device_get(self._forward(self.params, {k: v for k, v in rows.items()
+                                                         if k != "unsafe"}))
+      logits.append(np.asarray(out[0], np.float64)[:len(chunk)])
+      features.append(np.asarray(out[1], np.float64)[:len(chunk)])
+    if not texts:
+      return np.zeros((0,), np.float64), np.zeros((0, 0), np.float64)
+    return np.concatenate(logits), np.concatenate(features)
 
 
 def save_guard(directory: str, config, trainable: dict, backbone: str, calibration: dict,
-               report: dict) -> None:
+               report: dict, categories: dict | None = None) -> None:
   """guard.safetensors (the trained parameters by path), then guard.json, each atomically."""
   from safetensors.numpy import save_file
   os.makedirs(directory, exist_ok=True)
@@ -75,7 +109,7 @@ def save_guard(directory: str, config, trainable: dict, backbone: str, calibrati
   save_file(tensors, tmp)
   os.replace(tmp, os.path.join(directory, GUARD_PARAMS))
   write_json_atomic(os.path.join(directory, GUARD_JSON),
-                    {"backbone": backbone, "calibration": calibration,
+                    {"backbone": backbone, "calibration": calibration, "categories": categories,
                      "config": config.to_dict(), "report": report}, indent=2)
 
 
@@ -104,4 +138,5 @@ def load_guard(spec: str, threshold: float | None = None, tokenizer_path: str = 
   calibration = meta["calibration"]
   if threshold is not None:
     calibration = {k: dict(c, threshold=float(threshold)) for k, c in calibration.items()}
-  return Guard(config, params, backbone.tokenizer, calibration, batch_size)
+  return Guard(config, params, backbone.tokenizer, calibration, batch_size,
+               meta.get("categories"))

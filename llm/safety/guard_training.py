@@ -22,6 +22,7 @@ from llm.config import load_experiment
 from llm.io import write_json_atomic
 from llm.safety.baseline import fit_baseline, threshold_for_fpr
 from llm.safety.calibration import KINDS, calibrate, calibrated, expected_calibration_error
+from llm.safety.categories import fit_categories, labelled, top_categories
 from llm.safety.examples import guard_examples
 from llm.safety.guard import Guard, save_guard
 from llm.safety.guard_task import GuardTask, guard_rows
@@ -89,6 +90,32 @@ def run_baseline(examples: dict, target_fpr: dict) -> dict:
   return evaluate(scores, examples["test"], thresholds)
 
 
+def fit_category_probe(guard: Guard, examples: dict) -> tuple[dict, dict]:
+  """The category probe on the guard's features of the labelled unsafe training examples, and
+  its top-1 accuracy on the labelled unsafe test examples per kind, beside a TF-IDF
+  logistic regression and the most common category."""
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.pipeline import make_pipeline
+  from sklearn.feature_extraction.text import TfidfVectorizer
+  train, test = labelled(examples["train"]), labelled(examples["test"])
+  labels = [e.category for e in train]
+  probe = fit_categories(guard.features([e.text for e in train]), labels)
+  predicted = np.array(top_categories(probe, guard.features([e.text for e in test])))
+  words = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                        LogisticRegression(C=4.0, max_iter=3000))
+  by_words = words.fit([e.text for e in train], labels).predict([e.text for e in test])
+  truth, kinds = np.array([e.category for e in test]), np.array([e.kind for e in test])
+  common = max(set(labels), key=labels.count)
+  report = {"classes": probe["classes"], "train_examples": len(train)}
+  for kind in KINDS:
+    mask = kinds == kind
+    report[kind] = {"examples": int(mask.sum()),
+                    "accuracy": float(np.mean(predicted[mask] == truth[mask])),
+                    "baseline_accuracy": float(np.mean(by_words[mask] == truth[mask])),
+                    "most_common_accuracy": float(np.mean(truth[mask] == common))}
+  return probe, report
+
+
 def training_summary(workdir: str) -> dict:
   """First and last loss and the seconds spent in steps, from the run's metrics file (which
   spans resumed runs too)."""
@@ -137,8 +164,9 @@ def train_guard(backbone: str, workdir: str, steps: int = 240, batch_size: int =
             "guard": evaluate(probabilities, examples["test"],
                               {k: c["threshold"] for k, c in calibration.items()}),
             "baseline": run_baseline(examples, targets)}
+  probe, report["categories"] = fit_category_probe(guard, examples)
   trainable = split_trainable(params, config.train.trainable)[0]
-  save_guard(workdir, config, trainable, backbone, calibration, report)
+  save_guard(workdir, config, trainable, backbone, calibration, report, probe)
   write_json_atomic(f"{workdir}/report.json", report, indent=2)
   return report
 

@@ -48,6 +48,12 @@ def test_a_loaded_guard_gives_the_scores_its_report_was_computed_from(guard_dir)
   for side in ("guard", "baseline"):
     assert set(report[side]) == {"prompt", "response", "benign_prompt_false_positive_rate"}
   assert report["examples"]["train"] > 0 and report["last_loss"] < 5
+  categories = report["categories"]  # a probe over Do-Not-Answer's and pyrit's categories
+  assert len(categories["classes"]) >= 8 and categories["response"]["examples"] > 50
+  probabilities = guard.categories([e.prompt for e in replies[:3]],
+                                   [e.response for e in replies[:3]])
+  assert set(probabilities[0]) == set(categories["classes"])
+  assert all(abs(sum(p.values()) - 1) < 1e-6 for p in probabilities)
 
 
 def test_scores_do_not_depend_on_the_batch_they_are_padded_into(guard_dir):

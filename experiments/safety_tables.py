@@ -41,6 +41,18 @@ def guard_table(report: dict) -> list[str]:
   lines += ["", f"False positives on benign (ShareGPT) test prompts: guard "
             f"{_pct(report['guard']['benign_prompt_false_positive_rate'])}, baseline "
             f"{_pct(report['baseline']['benign_prompt_false_positive_rate'])}."]
+  if "categories" in report:
+    c = report["categories"]
+    lines += ["", f"Harm categories ({len(c['classes'])}: Do-Not-Answer's risk areas for "
+              f"prompts, pyrit's categories for replies), a probe on the guard's features "
+              f"fitted on {c['train_examples']} unsafe training texts; top-1 accuracy on the "
+              "unsafe test texts:", "",
+              "| | examples | guard's probe | TF-IDF probe | the kind's most common category |",
+              "|---|---|---|---|---|"]
+    for kind, label in (("prompt", "prompts"), ("response", "prompt + reply")):
+      m = c[kind]
+      lines.append(f"| {label} | {m['examples']} | {_pct(m['accuracy'])} | "
+                   f"{_pct(m['baseline_accuracy'])} | {_pct(m['most_common_accuracy'])} |")
   return lines
 
 

@@ -93,7 +93,7 @@ def run_baseline(examples: dict, target_fpr: dict) -> dict:
 def fit_category_probe(guard: Guard, examples: dict) -> tuple[dict, dict]:
   """The category probe on the guard's features of the labelled unsafe training examples, and
   its top-1 accuracy on the labelled unsafe test examples per kind, beside a TF-IDF
-  logistic regression and the most common category."""
+  logistic regression and the kind's most common training category."""
   from sklearn.linear_model import LogisticRegression
   from sklearn.pipeline import make_pipeline
   from sklearn.feature_extraction.text import TfidfVectorizer
@@ -105,10 +105,11 @@ def fit_category_probe(guard: Guard, examples: dict) -> tuple[dict, dict]:
                         LogisticRegression(C=4.0, max_iter=3000))
   by_words = words.fit([e.text for e in train], labels).predict([e.text for e in test])
   truth, kinds = np.array([e.category for e in test]), np.array([e.kind for e in test])
-  common = max(set(labels), key=labels.count)
   report = {"classes": probe["classes"], "train_examples": len(train)}
   for kind in KINDS:
     mask = kinds == kind
+    seen = [e.category for e in train if e.kind == kind]
+    common = max(set(seen), key=seen.count) if seen else None
     report[kind] = {"examples": int(mask.sum()),
                     "accuracy": float(np.mean(predicted[mask] == truth[mask])),
                     "baseline_accuracy": float(np.mean(by_words[mask] == truth[mask])),

@@ -22,7 +22,8 @@ _RUN = flags.DEFINE_string("run", None, "A chat model's workdir (chat_sft, dpo, 
 _DATA = flags.DEFINE_string("data", "sharegpt:3000", "sharegpt:N or a JSONL of conversations.")
 _OUT = flags.DEFINE_string("out", "", "Report folder (default: the run's workdir).")
 _Z = flags.DEFINE_float("z_threshold", 3.5, "Flag scores whose one-sided robust z exceeds it.")
-_SEQ = flags.DEFINE_integer("seq_len", 256, "Tokens per conversation read (from its start).")
+_SEQ = flags.DEFINE_integer("seq_len", 0, "Tokens per conversation read (the first exchange, "
+                           "its message cut to fit); 0: the model's max_seq_len.")
 _TOKENIZER = flags.DEFINE_string("tokenizer", "", "Default: the run's own tokenizer.")
 
 
@@ -35,7 +36,8 @@ def main(argv):
   conversations = load_conversations(_DATA.value)
   logging.info("scanning %d conversations", len(conversations))
   report = scan_conversations(model.model(), model.tokenizer, conversations,
-                              _OUT.value or _RUN.value, _SEQ.value, _Z.value,
+                              _OUT.value or _RUN.value,
+                              _SEQ.value or model.model_config.max_seq_len, _Z.value,
                               extra={"run": _RUN.value, "data": _DATA.value})
   logging.info("flagged %d of %d conversations (%.2f%%); report in %s",
                report["flagged_by_any"], report["conversations"],

@@ -49,7 +49,8 @@ def safety_stage(workdir: str, graphdef, policy, model_config, tokenizer, messag
                                         list(messages) + list(HARMFUL_MESSAGES), max_tokens)
   if chat_sft is not None:
     model, conversations = chat_sft
-    scan = scan_conversations(model, tokenizer, conversations, os.path.join(folder, "scan"))
+    scan = scan_conversations(model, tokenizer, conversations, os.path.join(folder, "scan"),
+                              seq_len=model_config.max_seq_len)
     report["backdoor_scan"] = {k: scan[k] for k in ("conversations", "flagged_by_any",
                                                     "flagged_share", "z_threshold")}
     report["backdoor_scan"]["flagged_by_method"] = {

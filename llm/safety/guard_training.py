@@ -7,7 +7,8 @@ it beside the TF-IDF baseline on the same held-out test split.
 The report (workdir/report.json, also in guard.json) has AUROC, F1, recall, false-positive
 rate and calibration error per kind of held-out example (prompts alone, prompts with replies),
 and the false-positive rate on benign prompts, for the guard and the baseline, each at its own
-per-kind thresholds for the same false-positive target on the validation split.
+per-kind thresholds for the same false-positive target on the validation split; and the top-1
+accuracy of the guard's harm-category probe (categories.py) beside a TF-IDF one.
 """
 
 import copy

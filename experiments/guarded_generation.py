@@ -14,6 +14,7 @@ unsafe-reply rate by each judge, the refusal rate on benign prompts, and seconds
 """
 
 import argparse
+import json
 import logging
 import os
 import random
@@ -121,7 +122,6 @@ def main():
 
 def guard_report_fpr(directory: str) -> dict:
   """The guard's false-positive targets per kind, which the judge's thresholds meet too."""
-  import json
   with open(os.path.join(directory, "guard.json"), encoding="utf-8") as f:
     return json.load(f)["report"]["target_fpr"]
 

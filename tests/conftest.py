@@ -75,3 +75,17 @@ def random_rows(n=64, seq=16, vocab=64, seed=0):
   ones = np.ones((n, seq), np.int32)
   return {"inputs": tokens[:, :-1], "targets": tokens[:, 1:], "segment_ids": ones,
           "positions": np.tile(np.arange(seq, dtype=np.int32), (n, 1)), "loss_mask": ones}
+
+
+def micro_lifecycle_run(root: pathlib.Path, tokenizer, steps: int, rows=None):
+  """A micro pretraining run laid out like the lifecycle (ROOT/pretrain beside
+  ROOT/data/tokenizer.model): (task, train result)."""
+  import shutil
+  from llm.train.lm_task import LMTask
+  from llm.train.loop import train
+  (root / "data").mkdir()
+  shutil.copy(tokenizer.path, root / "data" / "tokenizer.model")
+  config = micro_config(vocab_size=tokenizer.vocab_size)
+  config.train.steps, config.checkpoint.every_steps = steps, steps
+  task = LMTask(config, random_rows() if rows is None else rows)
+  return task, train(config, task, str(root / "pretrain"))

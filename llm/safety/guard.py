@@ -14,7 +14,6 @@ import os
 import tempfile
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -49,9 +48,7 @@ class Guard:
     self._forward = jax.jit(self._logits_and_features)
 
   def _logits_and_features(self, params, rows):
-    features = self.task.model(params["model"]).features(rows["inputs"], rows["positions"],
-                                                         rows["segment_ids"])
-    last = jnp.take_along_axis(features, rows["last"][:, None, None], axis=1)[:, 0]
+    last = self.task.last_features(params, rows)
     return scalar_head(params["head"], last), last
 
   def unsafe_probability(self, prompts: list[str], responses=None) -> np.ndarray:

@@ -27,8 +27,12 @@ class LastTokenScores:
             "head": init_scalar_head(self.config.model.d_model)}
     return split_trainable(full, self.config.train.trainable)
 
-  def scores(self, params, rows):
-    """One scalar per row, from the last real token's final hidden state."""
+  def last_features(self, params, rows):
+    """[rows, d_model]: each row's final hidden state at its last real token."""
     features = self.model(params["model"]).features(rows["inputs"], rows["positions"],
                                                     rows["segment_ids"])
-    return scalar_head(params["head"], features, at=rows["last"])
+    return jnp.take_along_axis(features, rows["last"][:, None, None], axis=1)[:, 0]
+
+  def scores(self, params, rows):
+    """One scalar per row, from the last real token's final hidden state."""
+    return scalar_head(params["head"], self.last_features(params, rows))

@@ -1,7 +1,6 @@
 """Our own training runs evaluated by the harness: `run:WORKDIR` rebuilds the trained model."""
 
 import json
-import shutil
 
 import jax
 import jax.numpy as jnp
@@ -11,9 +10,7 @@ import pytest
 from llm.eval.models import Evaluated
 from llm.train.run_loading import run_tokenizer
 from llm.model.sampling import generate
-from llm.train.lm_task import LMTask
-from llm.train.loop import train
-from tests.conftest import micro_config, random_rows
+from tests.conftest import micro_lifecycle_run
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +18,7 @@ def trained_run(tmp_path_factory, small_tokenizer):
   """(workdir, task, trained params): 3 steps of the micro model, laid out like the lifecycle
   (ROOT/pretrain beside ROOT/data/tokenizer.model)."""
   root = tmp_path_factory.mktemp("lifecycle")
-  (root / "data").mkdir()
-  shutil.copy(small_tokenizer.path, root / "data" / "tokenizer.model")
-  config = micro_config(vocab_size=small_tokenizer.vocab_size)
-  config.train.steps, config.checkpoint.every_steps = 3, 3
-  task = LMTask(config, random_rows())
-  result = train(config, task, str(root / "pretrain"))
+  task, result = micro_lifecycle_run(root, small_tokenizer, 3)
   return root / "pretrain", task, result["state"]["params"]
 
 

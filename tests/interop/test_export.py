@@ -1,6 +1,5 @@
 """`llm.interop.export`: a training run out as GGUF and as an HF folder, same model."""
 
-import shutil
 
 import numpy as np
 import pytest
@@ -8,9 +7,7 @@ import pytest
 from llm.interop.run_export import export_run
 from llm.interop.gguf_import import load_gguf
 from llm.interop.hf_checkpoint import load_hf_checkpoint
-from llm.train.lm_task import LMTask
-from llm.train.loop import train
-from tests.conftest import micro_config, random_rows
+from tests.conftest import micro_lifecycle_run
 from tests.interop.helpers import hf_logits, our_logits
 
 pytest.importorskip("gguf")
@@ -20,11 +17,8 @@ pytest.importorskip("gguf")
 def exported(tmp_path_factory, small_tokenizer):
   """A 3-step pretraining run, exported: (run dir, config, trained params, gguf, hf dir)."""
   tmp_path = tmp_path_factory.mktemp("export")
-  (tmp_path / "data").mkdir()
-  shutil.copy(small_tokenizer.path, tmp_path / "data" / "tokenizer.model")
-  config = micro_config(vocab_size=small_tokenizer.vocab_size)
-  config.train.steps, config.checkpoint.every_steps = 3, 3
-  result = train(config, LMTask(config, random_rows()), str(tmp_path / "pretrain"))
+  task, result = micro_lifecycle_run(tmp_path, small_tokenizer, 3)
+  config = task.config
   gguf_path, hf_dir = str(tmp_path / "run.gguf"), str(tmp_path / "hf")
   assert export_run(str(tmp_path / "pretrain"), gguf_path=gguf_path, hf_dir=hf_dir) == [
       gguf_path, hf_dir]

@@ -1,8 +1,6 @@
 """The guard end to end on a micro backbone: trained on the loop with LoRA, calibrated, saved,
 loaded back with the same scores, and scoring a batch as it scores each text alone."""
 
-import shutil
-
 import numpy as np
 import pytest
 
@@ -10,21 +8,14 @@ from llm.safety.examples import guard_examples
 from llm.safety.guard import load_guard
 from llm.safety.metrics import guard_metrics
 from llm.safety.guard_training import train_guard
-from llm.train.lm_task import LMTask
-from llm.train.loop import train
-from tests.conftest import micro_config, random_rows
+from tests.conftest import micro_lifecycle_run, random_rows
 
 
 @pytest.fixture(scope="module")
 def guard_dir(tmp_path_factory, small_tokenizer):
   """A micro backbone run laid out like the lifecycle, and a guard trained on it."""
   root = tmp_path_factory.mktemp("guard")
-  (root / "data").mkdir()
-  shutil.copy(small_tokenizer.path, root / "data" / "tokenizer.model")
-  config = micro_config(vocab_size=small_tokenizer.vocab_size)
-  config.train.steps, config.checkpoint.every_steps = 2, 2
-  train(config, LMTask(config, random_rows(vocab=small_tokenizer.vocab_size)),
-        str(root / "pretrain"))
+  micro_lifecycle_run(root, small_tokenizer, 2, random_rows(vocab=small_tokenizer.vocab_size))
   report = train_guard(f"run:{root / 'pretrain'}", str(root / "guard"), steps=6, batch_size=4,
                        seq_len=32, lr=1e-2, lora_rank=2, prompts_per_class=20, target_fpr=0.1)
   return root / "guard", report

@@ -84,6 +84,7 @@ def make_train_step(task: Task, tx, schedule, grad_accum: int, shardings=None,
   def with_default_lr_scale(jitted):
     def call(state, frozen, batch, lr_scale=1.0):
       return jitted(state, frozen, batch, jnp.asarray(lr_scale, jnp.float32))
+    call.jitted = jitted  # for .lower(): compiled HLO, cost analysis, profiles
     return call
 
   if shardings is None:

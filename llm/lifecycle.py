@@ -34,7 +34,7 @@ from llm.eval.bits_per_byte import bits_per_byte, heldout_texts
 from llm.io import write_json_atomic
 from llm.model.sampling import complete, generate
 from llm.quant.showcase import quantize_for_serving
-from llm.runtime import configure_logging, validated
+from llm.runtime import configure_logging, rerun_with_hugepages, validated
 from llm.tokenizer.base import IM_END
 from llm.tokenizer.chat import render_chat
 from llm.train.lm_task import LMTask
@@ -341,6 +341,7 @@ def _median(values):
 
 def main(argv):
   del argv
+  rerun_with_hugepages()
   configure_logging()
   config, curation = _CONFIG.value, _CURATION.value
   align_steps = _align_steps(_ALIGN_STEPS.value)

@@ -16,7 +16,7 @@ from ml_collections import config_flags
 from llm.align import registry
 from llm.io import write_json_atomic
 from llm.parallel.distributed import initialize_from_env
-from llm.runtime import configure_logging, validated
+from llm.runtime import configure_logging, rerun_with_hugepages, validated
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an experiment config file.",
                                           lock_config=True)
@@ -35,6 +35,7 @@ def run(config, workdir: str) -> dict:
 
 def main(argv):
   del argv
+  rerun_with_hugepages()
   initialize_from_env()  # a multi-process run (launch/): join the cluster first
   configure_logging()
   config = validated(_CONFIG.value, registry.check_run_config)

@@ -51,7 +51,7 @@ def test_invalid_config_names_the_field(field, break_it, words):
   assert words in str(error.value)
 
 
-@pytest.mark.parametrize("name", ["tiny", "small", "base_1b", "llama3_8b", "moe_tiny",
+@pytest.mark.parametrize("name", ["tiny", "small", "base", "base_1b", "llama3_8b", "moe_tiny",
                                   "mixtral_8x7b"])
 def test_shipped_configs_are_valid(name):
   validate(load_experiment_config(name))

@@ -29,12 +29,11 @@ PART_OF_FILE = {
     "optax/": "optimizer", "llm/train/step.py": "step_bookkeeping",
     "llm/train/lm_task.py": "loss_wrapper",
 }
-# Our einsum equations name the matmul they belong to more precisely than the stack does.
-PART_OF_EQUATION = {
-    "btkgd,bskd->bkgts": "attention", "bkgts,bskd->btkgd": "attention",
-    "btd,dhk->bthk": "qkvo_proj", "bthk,hkd->btd": "qkvo_proj",
-    "btd,dm->btm": "mlp", "btm,md->btd": "mlp", "btd,vd->btv": "embed_and_head",
-}
+# Our einsum index letters name the matmul's part more precisely than the stack does (the
+# custom-VJP backwards of mixed_einsum and blocked attention carry only their equations).
+PART_OF_INDEX = (("e", "moe"), ("s", "attention"), ("v", "embed_and_head"), ("m", "mlp"),
+                 ("h", "qkvo_proj"))
+_EQUATION = re.compile(r"([a-z]+),([a-z]+)->([a-z]+)")
 CONTAINERS = ("while", "call", "conditional")  # their events enclose their bodies' events
 _INSTR = re.compile(r"^\s*(?:ROOT )?%(\S+) = .*? (\S+?)\((.*)$")
 _COMP = re.compile(r"^%(\S+) .*\{$")
@@ -83,6 +82,14 @@ def part_of(files: list[str]) -> str:
   return "other"
 
 
+def _equation_part(op_name: str) -> str | None:
+  match = _EQUATION.search(op_name)
+  if not match:
+    return None
+  letters = set("".join(match.groups()))
+  return next((part for index, part in PART_OF_INDEX if index in letters), None)
+
+
 def instruction_table(hlo_text: str) -> dict:
   """instruction name -> {opcode, phase, part, matmul} for every instruction of the module."""
   chains = _frame_files(_sections(hlo_text))
@@ -104,7 +111,7 @@ def instruction_table(hlo_text: str) -> dict:
     op_name = op_name.group(1) if op_name else ""
     phase = ("backward" if "transpose(" in op_name else
              "forward" if "jvp(" in op_name else "update")
-    equation = next((part for eq, part in PART_OF_EQUATION.items() if eq in op_name), None)
+    equation = _equation_part(op_name)
     table[name] = {"opcode": opcode, "phase": phase, "calls": calls and calls.group(1),
                    "op_name": op_name.removeprefix("jit(step)/"),
                    "part": equation or part_of(chains.get(int(frame.group(1)), [])

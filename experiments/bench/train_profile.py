@@ -21,7 +21,8 @@ import jax.numpy as jnp  # noqa: E402
 from experiments.bench import hlo_profile, torch_profile  # noqa: E402
 from experiments.bench.train_step import machine_info, make_rows, prepare_config  # noqa: E402
 from llm.config import load_experiment  # noqa: E402
-from llm.io import write_json_atomic  # noqa: E402
+from llm.io import write_json_atomic, write_text_atomic  # noqa: E402
+from llm.runtime import rerun_with_hugepages  # noqa: E402
 from llm.train.lm_task import LMTask  # noqa: E402
 from llm.train.optimizer import build_optimizer  # noqa: E402
 from llm.train.step import init_state, make_train_step  # noqa: E402
@@ -74,7 +75,39 @@ def profile_hf(config, rows, steps: int, autocast: bool) -> dict:
   return dict(out, autocast="bfloat16" if autocast else None, threads=torch.get_num_threads())
 
 
+PARTS = ("attention", "qkvo_proj", "mlp", "embed_and_head", "cross_entropy", "norm", "rope",
+         "optimizer", "other")
+
+
+def markdown_summary(results: dict) -> str:
+  """Per run: our op time by part (matmul / other) and HF's by op class, ms per step."""
+  lines = []
+  for run, entry in results["runs"].items():
+    ours = entry["ours"]
+    split = ours["by_part_and_kind_ms"]
+    total = ours["op_ms_sum"]
+    cells = []
+    for part in PARTS:
+      mm, other = split.get(f"{part}/matmul", 0.0), split.get(f"{part}/other", 0.0)
+      if part == "other":
+        named = {f"{p}/{k}" for p in PARTS[:-1] for k in ("matmul", "other")}
+        other = sum(v for k, v in split.items() if k not in named) - mm
+      cells.append(f"{part} {mm + other:.0f} ({100 * (mm + other) / total:.0f}%)")
+    lines.append(f"**{run}**: ours {ours['step_wall_ms']:.0f} ms/step wall, {total:.0f} ms of "
+                 f"op time (matmul {ours['by_kind_ms'].get('matmul', 0):.0f}, other "
+                 f"{ours['by_kind_ms'].get('other', 0):.0f}): " + ", ".join(cells) + ".")
+    if "hf" in entry:
+      hf = entry["hf"]
+      classes = ", ".join(f"{k} {v:.0f}" for k, v in hf["by_class_ms"].items() if v >= 1)
+      phases = ", ".join(f"{k} {v:.0f}" for k, v in hf["by_phase_ms"].items())
+      lines.append(f"HF {hf['step_wall_ms']:.0f} ms/step under the profiler; by op class "
+                   f"{classes}; by phase {phases}.")
+    lines.append("")
+  return "\n".join(lines)
+
+
 def main(argv=None):
+  rerun_with_hugepages()
   args = parse_args(argv)
   results = {"machine": machine_info(), "settings": vars(args), "runs": {}}
   for item in args.runs.split(","):
@@ -87,6 +120,7 @@ def main(argv=None):
       entry["hf"] = profile_hf(config, rows, args.steps, autocast=dtype == "bfloat16")
     results["runs"][item] = entry
     write_json_atomic(args.json, results, indent=2)
+    write_text_atomic(os.path.splitext(args.json)[0] + ".md", markdown_summary(results))
     for impl, r in entry.items():
       print(f"  {impl}: {r['step_wall_ms']:.0f} ms/step; " +
             ", ".join(f"{k} {v:.0f}" for k, v in

@@ -1,9 +1,10 @@
 """Benchmarks our jitted training step against HF transformers' Llama on this machine.
 
-Measures the machine's matmul peak (float32, bfloat16), then for each config times our real
-train step and the same architecture as a PyTorch `LlamaForCausalLM`, reporting tokens/s and MFU.
+Measures the machine's matmul peak (float32, bfloat16), then for each config and precision
+times our real train step and the same architecture as a PyTorch `LlamaForCausalLM` (float32,
+or float32 weights under bfloat16 autocast), reporting tokens/s and MFU.
 
-  python experiments/bench/train_step.py --json /tmp/bench.json
+  python experiments/bench/train_step.py --json experiments/bench/results/train_step_cpu.json
 """
 
 import argparse
@@ -21,26 +22,30 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from llm.config import load_experiment as load_config  # noqa: E402
-from llm.io import write_json_atomic  # noqa: E402
+from llm.io import write_json_atomic, write_text_atomic  # noqa: E402
 from llm.model import count_params  # noqa: E402
 from llm.model.ops import dtype_name  # noqa: E402
+from llm.runtime import rerun_with_hugepages  # noqa: E402
 from llm.train.flops import measure_matmul_peak, training_flops_per_token  # noqa: E402
 from llm.train.lm_task import LMTask  # noqa: E402
 from llm.train.optimizer import build_optimizer  # noqa: E402
 from llm.train.step import init_state, make_train_step  # noqa: E402
 
 DTYPES = ("float32", "bfloat16")
+DEFAULT_RUNS = "tiny:float32,small:float32,small:bfloat16,base:float32,base:bfloat16"
 
 
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--json", required=True, help="where to write the results")
-  p.add_argument("--configs", default="tiny,small", help="names under experiments/configs")
+  p.add_argument("--runs", default=DEFAULT_RUNS,
+                 help="config:compute_dtype pairs (configs under experiments/configs)")
+  p.add_argument("--steps_for", default="base=3",
+                 help="config=steps overrides of --steps for slow configs")
   p.add_argument("--batch", type=int, default=8)
   p.add_argument("--seq_len", type=int, default=512)
   p.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
   p.add_argument("--warmup", type=int, default=2, help="untimed steps first (includes compile)")
-  p.add_argument("--compute_dtype", default="config", choices=("config",) + DTYPES)
   p.add_argument("--scan_layers", default="config", choices=("config", "true", "false"))
   p.add_argument("--peak_size", type=int, default=2048)
   p.add_argument("--peak_repeats", type=int, default=20)
@@ -49,7 +54,8 @@ def parse_args(argv=None):
 
 
 def prepare_config(config, batch: int, seq_len: int, compute_dtype: str, scan_layers: str):
-  """Sets the benchmark shapes (and optionally the compute dtype and scanning) on a config."""
+  """Sets the benchmark shapes, the compute dtype ("config" keeps it) and scanning on a
+  config."""
   config.data.seq_len = seq_len
   config.model.max_seq_len = max(seq_len, config.model.max_seq_len)
   config.model.rope.original_max_seq_len = max(seq_len, config.model.rope.original_max_seq_len)
@@ -165,31 +171,27 @@ def bench_hf(config, rows: dict, peaks: dict, warmup: int, steps: int, autocast:
           **throughput(times, batch_n * seq, flops, peaks, dtype)}
 
 
-def bench_hf_all(config, rows, peaks, warmup, steps, ours: dict) -> dict:
-  """HF float32, plus bf16 autocast when our config computes in bfloat16; ratios ours/HF."""
+def bench_hf_matching(config, rows, peaks, warmup, steps, ours: dict) -> dict:
+  """HF in our run's precision (float32, or bf16 autocast for bfloat16); ratio ours/HF."""
   try:
     import torch
     import transformers  # noqa: F401
   except ImportError:
     return {"skipped": "pip install -e '.[interop]'"}
   torch.set_num_threads(os.cpu_count())
-  modes = {"float32": False}
-  if dtype_name(config.model.compute_dtype) == "bfloat16":
-    modes["bf16_autocast"] = True
-  out = {}
-  for name, autocast in modes.items():
-    result = bench_hf(config, rows, peaks, warmup, steps, autocast)
-    result["ratio_ours_over_hf"] = ours["tokens_per_s"] / result["tokens_per_s"]
-    result["params_match"] = result["params"] == ours["params"]
-    out[name] = result
-  return out
+  result = bench_hf(config, rows, peaks, warmup, steps,
+                    autocast=ours["compute_dtype"] == "bfloat16")
+  result["ratio_ours_over_hf"] = ours["tokens_per_s"] / result["tokens_per_s"]
+  result["params_match"] = result["params"] == ours["params"]
+  return result
 
 
 def machine_info() -> dict:
   """CPU count and library versions."""
   info = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
           "python": platform.python_version(), "jax": jax.__version__,
-          "jax_platform": jax.devices()[0].platform, "torch": None, "transformers": None}
+          "jax_platform": jax.devices()[0].platform, "torch": None, "transformers": None,
+          "glibc_tunables": os.environ.get("GLIBC_TUNABLES")}
   try:
     import torch
     import transformers
@@ -200,50 +202,63 @@ def machine_info() -> dict:
 
 
 def summary_rows(results: dict) -> list[tuple]:
-  """One table row per (config, implementation)."""
+  """One markdown-ready row per run: ours beside HF in the same precision."""
   rows = []
-  for name, r in results["configs"].items():
-    runs = [("ours (jax)", r["jax"]["compute_dtype"], r["jax"], None)]
-    for mode, h in ({} if "skipped" in r["hf"] else r["hf"]).items():
-      runs.append((f"hf torch {mode}", h["autocast"] or "float32", h, h["ratio_ours_over_hf"]))
-    for impl, dtype, x, ratio in runs:
-      rows.append((name, impl, dtype, f"{x['params']:,}", f"{x['step_s']:.3f}",
-                   f"{x['tokens_per_s']:,.0f}", f"{x['achieved_gflops']:.1f}",
-                   f"{100 * x['mfu']:.1f}%", "" if ratio is None else f"{ratio:.2f}x"))
+  for run, r in results["runs"].items():
+    ours, hf = r["jax"], r["hf"]
+    skipped = "skipped" in hf
+    rows.append((run.split(":")[0], f"{ours['params'] / 1e6:.1f}M", ours["compute_dtype"],
+                 f"{ours['tokens_per_s']:,.0f}", f"{100 * ours['mfu']:.1f}%",
+                 "—" if skipped else f"{hf['tokens_per_s']:,.0f}",
+                 "—" if skipped else f"{100 * hf['mfu']:.1f}%",
+                 "—" if skipped else f"**{hf['ratio_ours_over_hf']:.2f}x**"))
   return rows
 
 
-def print_summary(results: dict) -> None:
+def markdown_table(results: dict) -> str:
   peaks = results["peak_gflops"]
-  print("\nmatmul peak: " + ", ".join(f"{d} {g:.1f} GFLOP/s" for d, g in peaks.items()))
-  header = ("config", "impl", "compute", "params", "step_s", "tok/s", "GFLOP/s", "MFU",
-            "ours/hf")
-  table = [header] + summary_rows(results)
-  widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-  for row in table:
-    print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
-  skipped = [n for n, r in results["configs"].items() if "skipped" in r["hf"]]
-  if skipped:
-    print(f"hf skipped for {', '.join(skipped)}")
+  header = ("config", "params", "precision", "ours tok/s", "ours MFU", "HF tok/s", "HF MFU",
+            "ours / HF")
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(row) + " |" for row in summary_rows(results)]
+  settings = results["settings"]
+  lines.append("")
+  lines.append(f"Batch {settings['batch']} x {settings['seq_len']} tokens, "
+               f"{results['machine']['cpu_count']} CPU cores; MFU against the matmul peak "
+               f"measured in the same run (float32 {peaks['float32']:.0f}, bfloat16 "
+               f"{peaks['bfloat16']:.0f} GFLOP/s); HF bfloat16 is float32 weights under "
+               "bfloat16 autocast.")
+  return "\n".join(lines) + "\n"
+
+
+def steps_for(args) -> dict:
+  return {k: int(v) for k, v in (item.split("=") for item in args.steps_for.split(",") if item)}
 
 
 def main(argv=None):
+  rerun_with_hugepages()
   args = parse_args(argv)
   peaks = {d: measure_matmul_peak(d, args.peak_size, args.peak_repeats) / 1e9 for d in DTYPES}
-  settings = {k: v for k, v in vars(args).items() if k not in ("json", "configs")}
-  results = {"machine": machine_info(), "peak_gflops": peaks, "settings": settings,
-             "configs": {}}
-  for name in args.configs.split(","):
-    config = prepare_config(load_config(name), args.batch, args.seq_len, args.compute_dtype,
+  settings = {k: v for k, v in vars(args).items() if k != "json"}
+  results = {"machine": machine_info(), "peak_gflops": peaks, "settings": settings, "runs": {}}
+  md_path = os.path.splitext(args.json)[0] + ".md"
+  for run in args.runs.split(","):
+    name, dtype = run.split(":")
+    steps = steps_for(args).get(name, args.steps)
+    warmup = min(args.warmup, 1) if name in steps_for(args) else args.warmup
+    config = prepare_config(load_config(name), args.batch, args.seq_len, dtype,
                             args.scan_layers)
     rows = make_rows(config.model.vocab_size, args.batch, args.seq_len)
-    ours = bench_jax(config, rows, peaks, args.warmup, args.steps)
+    print(f"{run}: ours ...", flush=True)
+    ours = bench_jax(config, rows, peaks, warmup, steps)
+    print(f"{run}: hf ...", flush=True)
     hf = ({"skipped": "--skip_hf"} if args.skip_hf else
-          bench_hf_all(config, rows, peaks, args.warmup, args.steps, ours))
-    results["configs"][name] = {"jax": ours, "hf": hf}
+          bench_hf_matching(config, rows, peaks, warmup, steps, ours))
+    results["runs"][run] = {"jax": ours, "hf": hf}
     write_json_atomic(args.json, results, indent=2)
-  print_summary(results)
-  print(f"\nwrote {args.json}")
+    write_text_atomic(md_path, markdown_table(results))
+  print(markdown_table(results))
+  print(f"wrote {args.json} and {md_path}")
 
 
 if __name__ == "__main__":

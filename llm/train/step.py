@@ -3,7 +3,8 @@
 State is a dict {"step", "params", "opt_state", "rng"} (+ "loss_scale" in float16). The batch
 is split into `grad_accum` micro-batches; their gradients are averaged with the weights the
 Task reports. A step whose loss or gradients are not finite changes nothing but the step
-count (and, in float16, halves the loss scale); `nonfinite` says so in the metrics.
+count (and, in float16, halves the loss scale); `nonfinite` says so in the metrics, and the
+update norm is 0.
 """
 
 import jax
@@ -65,14 +66,23 @@ def make_train_step(task: Task, tx, schedule, grad_accum: int, shardings=None,
     normalise = lambda tree: jax.tree.map(lambda x: x / jnp.maximum(weight, 1e-9), tree)
     grads, loss, metrics = normalise(grads), normalise(loss), normalise(metrics)
     finite = all_finite(grads) & jnp.isfinite(loss)
-    updates, opt_state = tx.update(grads, state["opt_state"], params)
-    updates = jax.tree.map(lambda u: u * lr_scale, updates)
-    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
-    new_state = {"step": state["step"] + 1,
-                 "params": keep(optax.apply_updates(params, updates), params),
-                 "opt_state": keep(opt_state, state["opt_state"]), "rng": state["rng"]}
+
+    def apply(params, opt_state):
+      updates, opt_state = tx.update(grads, opt_state, params)
+      updates = jax.tree.map(lambda u: u * lr_scale, updates)
+      return optax.apply_updates(params, updates), opt_state, optax.tree.norm(updates)
+
+    def skip(params, opt_state):
+      return params, opt_state, jnp.zeros((), jnp.float32)
+
+    # A branch, not a select of both results: a skipped step costs nothing, and a taken one
+    # does not pass over the whole state again to choose (~2% of a CPU step).
+    new_params, opt_state, update_norm = jax.lax.cond(finite, apply, skip, params,
+                                                      state["opt_state"])
+    new_state = {"step": state["step"] + 1, "params": new_params, "opt_state": opt_state,
+                 "rng": state["rng"]}
     metrics = dict(metrics, loss=loss, perplexity=jnp.exp(loss),
-                   grad_norm=optax.tree.norm(grads), update_norm=optax.tree.norm(updates),
+                   grad_norm=optax.tree.norm(grads), update_norm=update_norm,
                    learning_rate=schedule(state["step"]) * lr_scale, loss_weight=weight,
                    nonfinite=1.0 - finite.astype(jnp.float32))
     if "loss_scale" in state:

@@ -11,6 +11,7 @@ import argparse
 import os
 import pathlib
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -77,14 +78,16 @@ def make_rows(vocab_size: int, n: int, seq_len: int, seed: int = 0) -> dict:
           "segment_ids": ones, "positions": positions, "loss_mask": ones.copy()}
 
 
-def time_calls(fn, warmup: int, steps: int) -> tuple[list[float], list[float]]:
-  """Runs fn `warmup` then `steps` times; returns (warm-up seconds, timed seconds)."""
-  times = []
+def time_calls(fn, warmup: int, steps: int) -> tuple[list[float], list[float], list[float]]:
+  """Runs fn `warmup` then `steps` times; returns (warm-up seconds, timed seconds, the timed
+  calls' system CPU seconds: kernel time, e.g. faulting in fresh memory pages)."""
+  times, system = [], []
   for _ in range(warmup + steps):
-    start = time.perf_counter()
+    start, sys_start = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_stime
     fn()
     times.append(time.perf_counter() - start)
-  return times[:warmup], times[warmup:]
+    system.append(resource.getrusage(resource.RUSAGE_SELF).ru_stime - sys_start)
+  return times[:warmup], times[warmup:], system[warmup:]
 
 
 def throughput(times: list[float], tokens: int, flops: float, peaks: dict, dtype: str) -> dict:
@@ -111,14 +114,14 @@ def bench_jax(config, rows: dict, peaks: dict, warmup: int, steps: int) -> dict:
     state["state"], metrics["last"] = step(state["state"], frozen, batch)
     jax.block_until_ready(metrics["last"])
 
-  warm, times = time_calls(run, warmup, steps)
+  warm, times, system = time_calls(run, warmup, steps)
   batch_n, seq = batch["inputs"].shape
   flops = training_flops_per_token(config.model, seq) * batch_n * seq
   dtype = dtype_name(config.model.compute_dtype)
   return {"compute_dtype": dtype, "scan_layers": config.model.scan_layers,
           "params": count_params(task.model(trainable)),
           "first_step_s": warm[0] if warm else None, "flops_per_step": flops,
-          "final_loss": float(metrics["last"]["loss"]),
+          "final_loss": float(metrics["last"]["loss"]), "system_s_all": system,
           **throughput(times, batch_n * seq, flops, peaks, dtype)}
 
 
@@ -160,7 +163,7 @@ def bench_hf(config, rows: dict, peaks: dict, warmup: int, steps: int, autocast:
     opt.zero_grad(set_to_none=True)
     losses.append(float(loss.detach()))
 
-  warm, times = time_calls(run, warmup, steps)
+  warm, times, system = time_calls(run, warmup, steps)
   flops = training_flops_per_token(config.model, seq) * batch_n * seq
   dtype = "bfloat16" if autocast else "float32"
   return {"torch_dtype": "float32", "autocast": "bfloat16" if autocast else None,
@@ -168,6 +171,7 @@ def bench_hf(config, rows: dict, peaks: dict, warmup: int, steps: int, autocast:
           "threads": torch.get_num_threads(), "grad_clip_norm": optim.clip_norm,
           "params": sum(p.numel() for p in model.parameters()),
           "first_step_s": warm[0] if warm else None, "final_loss": losses[-1],
+          "system_s_all": system,
           **throughput(times, batch_n * seq, flops, peaks, dtype)}
 
 

@@ -1,6 +1,7 @@
 """Choosing and calling an attention implementation (`model.attention_impl`).
 
-  xla     the jnp reference in `attention.py` (any platform)
+  xla     plain XLA (any platform): `blocked_attention.py` when queries and keys are one
+          sequence (training, prefill), dense softmax attention in `attention.py` otherwise
   pallas  our flash kernel (`kernels/flash_attention.py`); interpret mode on CPU
   triton  our Triton forward + Pallas backward (NVIDIA GPUs, the `gpu` extra)
   cudnn   `jax.nn.dot_product_attention(implementation="cudnn")` (NVIDIA GPUs, bf16/fp16)

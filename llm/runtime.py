@@ -41,9 +41,9 @@ def rerun_with_hugepages() -> None:
   """Restarts this process once with glibc's malloc asking for transparent huge pages.
 
   XLA on CPU allocates each step's temporaries afresh; with 4 KiB pages the kernel faults in and
-  zeroes every page (~575k faults and ~1 s of system time per `small` train step on 2 cores).
-  With 2 MiB pages the faults drop ~100x and the step runs ~15% faster
-  (`experiments/bench/train_step.py` records the setting). Set LLM_HUGEPAGES=0 to opt out.
+  zeroes every page, which cost `small` ~1 s of system time per train step on 2 cores (see the
+  README's benchmarks: `train_step_cpu_no_hugepages.json` against `train_step_cpu.json`).
+  Set LLM_HUGEPAGES=0 to opt out.
   """
   import os
   import platform

@@ -1,6 +1,9 @@
 """Process set-up shared by the command-line entry points."""
 
 import logging
+import os
+import platform
+import sys
 
 from llm.config import ConfigError, validate
 
@@ -45,9 +48,6 @@ def rerun_with_hugepages() -> None:
   README's benchmarks: `train_step_cpu_no_hugepages.json` against `train_step_cpu.json`).
   Set LLM_HUGEPAGES=0 to opt out.
   """
-  import os
-  import platform
-  import sys
   try:
     with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
       thp = f.read()

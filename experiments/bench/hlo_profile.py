@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 
 import jax
 
@@ -123,7 +124,6 @@ def instruction_table(hlo_text: str) -> dict:
 
 def trace_events(run, steps: int) -> tuple[list[dict], float]:
   """Runs `run()` `steps` times under the profiler; returns (complete events, wall seconds)."""
-  import time
   workdir = tempfile.mkdtemp(prefix="hlo_profile_")
   try:
     jax.profiler.start_trace(workdir, create_perfetto_trace=True)

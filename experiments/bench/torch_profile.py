@@ -5,6 +5,7 @@ ops are aten's, each counted by its own (self) CPU time and classed by name.
 """
 
 import collections
+import time
 
 OP_CLASSES = (  # (substring of the aten op, class); first match wins
     ("scaled_dot_product", "attention"), ("flash_attention", "attention"),
@@ -36,8 +37,6 @@ def _phase(event) -> str:
 
 def profile_hf_step(model, ids, optimizer, clip_norm: float, autocast: bool, steps: int):
   """Traces `steps` HF train steps; per-step ms by phase, op class and top ops."""
-  import time
-
   import torch
   from torch.profiler import ProfilerActivity, profile, record_function
 

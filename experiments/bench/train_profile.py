@@ -15,17 +15,14 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from experiments.bench import hlo_profile, torch_profile  # noqa: E402
-from experiments.bench.train_step import machine_info, make_rows, prepare_config  # noqa: E402
+from experiments.bench.train_step import (jax_step_runner, machine_info, make_rows,  # noqa: E402
+                                          prepare_config)
 from llm.config import load_experiment  # noqa: E402
 from llm.io import write_json_atomic, write_text_atomic  # noqa: E402
 from llm.runtime import rerun_with_hugepages  # noqa: E402
-from llm.train.lm_task import LMTask  # noqa: E402
-from llm.train.optimizer import build_optimizer  # noqa: E402
-from llm.train.step import init_state, make_train_step  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -41,21 +38,11 @@ def parse_args(argv=None):
 
 
 def profile_ours(config, rows, steps: int) -> dict:
-  task = LMTask(config, train_rows=rows, eval_rows=None)
-  trainable, frozen = task.init(jax.random.PRNGKey(0))
-  tx, schedule = build_optimizer(config.optim, config.train.steps)
-  holder = {"state": init_state(trainable, tx, jax.random.PRNGKey(1))}
-  step = make_train_step(task, tx, schedule, grad_accum=1)
-  batch = jax.device_put(rows)
-
-  def run():
-    holder["state"], metrics = step(holder["state"], frozen, batch)
-    jax.block_until_ready(metrics)
-
+  run, ctx = jax_step_runner(config, rows)
   for _ in range(2):
     run()
-  args = (holder["state"], frozen, batch, jnp.float32(1.0))
-  return hlo_profile.profile_jitted(step.jitted, args, run, steps)
+  args = (ctx["state"], ctx["frozen"], ctx["batch"], jnp.float32(1.0))
+  return hlo_profile.profile_jitted(ctx["step"].jitted, args, run, steps)
 
 
 def profile_hf(config, rows, steps: int, autocast: bool) -> dict:

@@ -100,28 +100,37 @@ def throughput(times: list[float], tokens: int, flops: float, peaks: dict, dtype
           **{f"mfu_vs_{d}_peak": achieved / (peaks[d] * 1e9) for d in DTYPES}}
 
 
-def bench_jax(config, rows: dict, peaks: dict, warmup: int, steps: int) -> dict:
-  """Times our jitted train step (LMTask + build_optimizer + make_train_step)."""
+def jax_step_runner(config, rows: dict):
+  """Our jitted train step (LMTask + build_optimizer + make_train_step) on the first batch of
+  `rows`: returns run() (one step, waited for) and a dict of the step, its current inputs, the
+  last metrics and the parameter count."""
   task = LMTask(config, train_rows=rows, eval_rows=None)
   trainable, frozen = task.init(jax.random.PRNGKey(0))
   tx, schedule = build_optimizer(config.optim, config.train.steps)
-  state = {"state": init_state(trainable, tx, jax.random.PRNGKey(1))}
-  step = make_train_step(task, tx, schedule, grad_accum=1)
-  batch = jax.device_put({k: v[:config.train.batch_size] for k, v in rows.items()})
-  metrics = {}
+  ctx = {"step": make_train_step(task, tx, schedule, grad_accum=1),
+         "state": init_state(trainable, tx, jax.random.PRNGKey(1)), "frozen": frozen,
+         "batch": jax.device_put({k: v[:config.train.batch_size] for k, v in rows.items()}),
+         "params": count_params(task.model(trainable)), "metrics": None}
 
   def run():
-    state["state"], metrics["last"] = step(state["state"], frozen, batch)
-    jax.block_until_ready(metrics["last"])
+    ctx["state"], ctx["metrics"] = ctx["step"](ctx["state"], ctx["frozen"], ctx["batch"])
+    jax.block_until_ready(ctx["metrics"])
 
+  return run, ctx
+
+
+def bench_jax(config, rows: dict, peaks: dict, warmup: int, steps: int) -> dict:
+  """Times our jitted train step."""
+  run, ctx = jax_step_runner(config, rows)
+  batch = ctx["batch"]
   warm, times, system = time_calls(run, warmup, steps)
   batch_n, seq = batch["inputs"].shape
   flops = training_flops_per_token(config.model, seq) * batch_n * seq
   dtype = dtype_name(config.model.compute_dtype)
   return {"compute_dtype": dtype, "scan_layers": config.model.scan_layers,
-          "params": count_params(task.model(trainable)),
+          "params": ctx["params"],
           "first_step_s": warm[0] if warm else None, "flops_per_step": flops,
-          "final_loss": float(metrics["last"]["loss"]), "system_s_all": system,
+          "final_loss": float(ctx["metrics"]["loss"]), "system_s_all": system,
           **throughput(times, batch_n * seq, flops, peaks, dtype)}
 
 

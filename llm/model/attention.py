@@ -54,7 +54,7 @@ def _dense_attention(q, k, v, mask):
 
 
 def xla_attention(q, k, v, mask, query_block: int = 128):
-  """Reference attention. q [b,t,h,d], k/v [b,s,kv,d], mask [b,1,1,t,s] -> [b,t,h,d] float32.
+  """Attention in plain XLA. q [b,t,h,d], k/v [b,s,kv,d], mask [b,1,1,t,s] -> [b,t,h,d] float32.
 
   When queries and keys are the same sequence (training, prefill), `blocked_attention` runs it:
   query blocks that attend only to keys up to the block's end, with flash attention's backward.

@@ -93,8 +93,4 @@ def _backward(block, residuals, grad_out):
   return dq.astype(dtype), back(dk), back(dv), None
 
 
-def _forward_rule(q, k, v, mask, block):
-  return _forward(q, k, v, mask, block)
-
-
-blocked_attention.defvjp(_forward_rule, _backward)
+blocked_attention.defvjp(_forward, _backward)

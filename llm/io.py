@@ -25,6 +25,17 @@ def write_json_atomic(path: str, value, **dump_kwargs) -> None:
   write_text_atomic(path, json.dumps(value, **dump_kwargs))
 
 
+def save_figure_atomic(fig, path: str, dpi: int = 110) -> str:
+  """Saves a matplotlib figure as PNG through a temporary file, closes it; returns `path`."""
+  import matplotlib.pyplot as plt  # only plotting callers pay for the import
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=dpi)
+  plt.close(fig)
+  os.replace(tmp, path)
+  return path
+
+
 def flatten_paths(tree: dict, prefix: str = "") -> dict:
   """{"layers/attn/q_proj": leaf, ...}: a nested dict's leaves by "/"-joined path."""
   out = {}

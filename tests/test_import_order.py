@@ -26,6 +26,7 @@ LAYERS = (
     ("quant", ("llm.quant",)),
     ("safety", ("llm.safety",)),
     ("serve", ("llm.serve",)),
+    ("research", ("llm.research",)),
     ("entry points", ("llm.main", "llm.lifecycle", "llm")),
 )
 

@@ -1,8 +1,8 @@
 """PNG curves of an RL run: the mean reward-model score and the KL to the reference per rollout."""
 
-import os
-
 import numpy as np
+
+from llm.io import save_figure_atomic
 
 
 def plot_rollouts(history: list[dict], path: str, *, max_kl: float = 0.0,
@@ -35,8 +35,5 @@ def plot_rollouts(history: list[dict], path: str, *, max_kl: float = 0.0,
   if title:
     fig.suptitle(title)
   fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=110)
-  plt.close(fig)
-  os.replace(tmp, path)
+  save_figure_atomic(fig, path, dpi=110)
   return path

@@ -1,0 +1,1 @@
+"""Research workflows: hyperparameter sweeps over `llm.main` runs and run reports."""

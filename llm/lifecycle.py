@@ -34,6 +34,7 @@ from llm.eval.bits_per_byte import bits_per_byte, heldout_texts
 from llm.io import write_json_atomic
 from llm.model.sampling import complete, generate
 from llm.quant.showcase import quantize_for_serving
+from llm.research.run_report import write_stage_reports
 from llm.runtime import configure_logging, rerun_with_hugepages, validated
 from llm.tokenizer.base import IM_END
 from llm.tokenizer.chat import render_chat
@@ -185,6 +186,9 @@ def run(config, workdir: str, prompts: list[str], new_tokens: int, curation_conf
         report["safety"] = safety_report(workdir, task, policy, config, tokenizer,
                                          list(serve_messages), align_conversations,
                                          new_tokens, guard_steps)
+  report["run_reports"] = write_stage_reports(workdir, {
+      "pretrain": [os.path.join(workdir, "pretrain")],
+      "alignment": [os.path.join(workdir, "align", name) for name in ALIGNMENT_SEQUENCE]})
   report["stage_seconds"] = clock.seconds
   report["seconds"] = time.perf_counter() - start
   write_json_atomic(os.path.join(workdir, "report.json"), report, indent=2, ensure_ascii=False)

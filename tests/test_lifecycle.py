@@ -50,6 +50,12 @@ def test_lifecycle_trains_evaluates_and_samples(tmp_path):
   assert served["requests"] == 4 and served["generated_tokens"] > 0
   assert served["kv_blocks_used_after"] == 0 and "smollm2_instruct" not in report["serving"]
   assert all("<|im_" not in r["reply"] for r in served["replies"])
+  # Run reports of the pretraining run and of the alignment runs overlaid (llm.report).
+  assert report["run_reports"] == {"pretrain": "reports/pretrain/report.md",
+                                   "alignment": "reports/alignment/report.md"}
+  page = (tmp_path / "reports" / "alignment" / "report.md").read_text()
+  assert all(f"| {name} | done |" in page for name in ("chat_sft", "reward_model", "dpo", "ppo"))
+  assert (tmp_path / "reports" / "pretrain" / "curves.png").stat().st_size > 10_000
   aligned = report["alignment"]  # chat SFT -> reward model -> DPO on the same loop
   assert (aligned["chat_sft"]["heldout_assistant_loss_after"]
           < aligned["chat_sft"]["heldout_assistant_loss_before"])

@@ -42,9 +42,12 @@ def series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 
 def summarize(workdir: str) -> dict:
-  """{"status", "steps", "final": {metric: last value}, "best": {metric: min}, "incidents"}."""
+  """{"status", "steps", "final": {metric: last value}, "best": {metric: min}, "incidents"};
+  a run is done once it wrote report.json or logged the config's last step."""
   records = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
-  done = os.path.exists(os.path.join(workdir, "report.json"))
+  planned = read_json(os.path.join(workdir, "config.json")).get("train", {}).get("steps")
+  done = (os.path.exists(os.path.join(workdir, "report.json")) or
+          bool(records and planned and records[-1]["step"] >= planned))
   status = "done" if done else ("partial" if records else "not started")
   final = {}
   for record in records:

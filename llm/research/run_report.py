@@ -92,3 +92,15 @@ def write_report(workdirs: list[str], out_dir: str, title: str = "") -> str:
   path = os.path.join(out_dir, "report.md")
   write_text_atomic(path, "\n".join(lines) + "\n")
   return path
+
+
+def write_stage_reports(root: str, stages: dict[str, list[str]]) -> dict[str, str]:
+  """A report per stage of a larger job (e.g. {"pretrain": [dir], "alignment": [dirs]}) in
+  ROOT/reports/<stage>/, from those of its runs that logged metrics; {stage: report path}."""
+  written = {}
+  for stage, workdirs in stages.items():
+    runs = [w for w in workdirs if read_jsonl(os.path.join(w, "metrics.jsonl"))]
+    if runs:
+      path = write_report(runs, os.path.join(root, "reports", stage), f"{stage}: run report")
+      written[stage] = os.path.relpath(path, root)
+  return written

@@ -23,7 +23,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Files that take minutes (each runs a training subprocess or a whole pipeline): first in line.
 SLOW_FILES = ("tests/test_lifecycle.py", "tests/parallel/test_layouts.py",
               "tests/align/test_ppo_mesh.py", "tests/interop/test_smollm2.py",
-              "tests/train/test_crash_resume.py", "tests/parallel/test_pipeline_schedules.py")
+              "tests/train/test_crash_resume.py", "tests/parallel/test_pipeline_schedules.py",
+              "tests/research/test_sweep_run.py")
 
 
 def pytest_collection_modifyitems(items):

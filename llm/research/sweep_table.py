@@ -18,7 +18,7 @@ def collect(plan: Plan, metric: str = "eval_loss", goal: str = "min") -> dict:
   is lowest (goal=min) or highest (goal=max) among points that report it."""
   if goal not in ("min", "max"):
     raise ValueError(f"goal must be min or max, got {goal!r}")
-  fields = [f for f, _ in plan.points[0].overrides] if plan.points else []
+  fields = list(dict.fromkeys(f for p in plan.points for f, _ in p.overrides))
   rows = []
   for point in plan.points:
     summary = summarize(plan.workdir(point))

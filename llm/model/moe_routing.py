@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 
 class Routing(NamedTuple):
-  weights: jax.Array  # [N, k] float32, renormalised over the chosen experts
+  weights: jax.Array  # [N, k] float32, renormalised over the chosen experts when k > 1
   experts: jax.Array  # [N, k] int32
   probs: jax.Array    # [N, E] float32 softmax over all experts
   logits: jax.Array   # [N, E] float32
@@ -34,15 +34,17 @@ class ExpertWeights(NamedTuple):
 
 
 def route(x, router, top_k: int, compute_dtype, jitter: float = 0.0, rng=None) -> Routing:
-  """Router logits in float32; multiplicative input jitter U(1 - j, 1 + j) when rng is given."""
+  """Router logits in float32; multiplicative input jitter U(1 - j, 1 + j) when rng is given.
+  Top-k weights are renormalised to sum to 1 (Mixtral); a single choice keeps its probability
+  (Switch), since a weight renormalised to 1 would pass the router no gradient from the loss."""
   if jitter > 0 and rng is not None:
     x = x * jax.random.uniform(rng, x.shape, x.dtype, 1.0 - jitter, 1.0 + jitter)
   logits = jnp.dot(x.astype(compute_dtype), router.astype(compute_dtype),
                    preferred_element_type=jnp.float32)
   probs = jax.nn.softmax(logits, axis=-1)
   top, experts = jax.lax.top_k(probs, top_k)
-  return Routing(top / jnp.sum(top, axis=-1, keepdims=True), experts.astype(jnp.int32), probs,
-                 logits)
+  weights = top / jnp.sum(top, axis=-1, keepdims=True) if top_k > 1 else top
+  return Routing(weights, experts.astype(jnp.int32), probs, logits)
 
 
 def routing_statistics(routing: Routing, num_experts: int) -> dict:

@@ -170,3 +170,18 @@ def test_calibration_records_one_gram_per_expert_over_its_routed_tokens():
     assert float(grams["down"][1][e]) == len(rows)
   assert grams["shared/gate"][0].shape == (32, 32)  # the shared expert sees every token
   assert float(grams["shared/gate"][1]) == 16
+
+
+def test_top1_weight_is_the_router_probability_so_the_router_learns_from_the_loss():
+  """Switch routing: one expert scaled by its probability (renormalised, it would be exactly 1
+  and the loss would pass the router no gradient); top-2 weights still sum to 1 (Mixtral)."""
+  from llm.model.moe_routing import route
+  x = jax.random.normal(jax.random.PRNGKey(0), (6, 8))
+  router = jax.random.normal(jax.random.PRNGKey(1), (8, 4))
+  probs = np.asarray(jax.nn.softmax(x @ router, axis=-1))
+  top1 = route(x, router, 1, jnp.float32)
+  np.testing.assert_allclose(np.asarray(top1.weights)[:, 0], probs.max(-1), rtol=1e-5)
+  grad = jax.grad(lambda r: jnp.sum(route(x, r, 1, jnp.float32).weights * jnp.arange(6.0)[:, None]))
+  assert np.abs(np.asarray(grad(router))).max() > 1e-3
+  np.testing.assert_allclose(np.asarray(route(x, router, 2, jnp.float32).weights).sum(-1), 1.0,
+                             rtol=1e-6)

@@ -46,11 +46,18 @@ def verdict(summary: dict, dpo_label: str, ppo_label: str, judge_check: dict) ->
   reproduced when none does, partly otherwise. "Higher than SFT" needs the interval above 0.5;
   "at least as good as PPO" holds unless DPO is worse by more than its error. The judge's
   parts are inconclusive when the judge fails its check (preferring a conversation's own
-  reply to an off-topic one, significantly above 0.5)."""
+  reply to an off-topic one, significantly above 0.5). The frontier is compared twice: with
+  the reward model read where it was trained (the reply's last token) and where PPO's rollouts
+  read it (one token earlier)."""
   dpo, ppo = summary[dpo_label], summary[ppo_label]
-  points = lambda method: [(s["kl"], s["rm_gain"], s["rm_gain_se"])
-                           for s in summary.values() if s["method"] == method]
-  gaps = frontier_gaps(points("sft")[0], points("dpo"), points("ppo"))
+  gaps = {}
+  for read in ("", "_ppo_read"):
+    points = lambda method: [(s["kl"], s["rm_gain" + read], s[f"rm_gain{read}_se"])
+                             for s in summary.values() if s["method"] == method]
+    gaps["trained_read" if not read else "ppo_read"] = frontier_gaps(
+        points("sft")[0], points("dpo"), points("ppo"))
+  frontier = {read: all(_not_worse(g["gap"], g["se"]) == "yes" for g in found)
+              for read, found in gaps.items()}
   judge_dpo, judge_ppo = dpo["judge_vs_sft"], ppo["judge_vs_sft"]
   judge_diff = judge_dpo["win_rate"] - judge_ppo["win_rate"]
   judge_se = float(np.hypot(judge_dpo["se"], judge_ppo["se"]))
@@ -58,8 +65,10 @@ def verdict(summary: dict, dpo_label: str, ppo_label: str, judge_check: dict) ->
       "dpo_beats_sft_by_judge": _better(judge_dpo["win_rate"], judge_dpo["se"]),
       "dpo_beats_sft_by_reward_model": _better(dpo["rm_vs_sft"]["win_rate"],
                                                dpo["rm_vs_sft"]["se"]),
-      "dpo_frontier_at_least_ppo": ("yes" if all(_not_worse(g["gap"], g["se"]) == "yes"
-                                                 for g in gaps) else "no"),
+      "dpo_frontier_at_least_ppo": (
+          "yes" if all(frontier.values()) else "no" if not any(frontier.values()) else
+          "only with the reward model read where it was trained" if frontier["trained_read"]
+          else "only with the reward model read where PPO reads it"),
       "dpo_judge_win_at_least_ppo": _not_worse(judge_diff, judge_se)}
   relevance = judge_check["own_vs_off_topic"]
   judge_valid = _better(relevance["win_rate"], relevance["se"]) == "yes"
@@ -97,46 +106,60 @@ def plot(result: dict, path: str) -> str:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   policies = result["policies"]
-  fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
-  styles = {"sft": ("k", "*"), "dpo": ("tab:blue", "o"), "ppo": ("tab:red", "s")}
-  for method, (color, marker) in styles.items():
-    rows = sorted((s["kl"], s, label) for label, s in policies.items() if s["method"] == method)
-    if method != "sft":
-      sft = policies["SFT"]
-      rows = [(0.0, sft, "SFT")] + rows  # each frontier starts at the reference
-    kls = [r[0] for r in rows]
-    for ax, key, err in ((axes[0], "rm_gain", "rm_gain_se"), (axes[1], None, None)):
-      ys = [r[1][key] if key else r[1]["rm_vs_sft"]["win_rate"] for r in rows]
-      # SFT against itself is a tie by definition: no error bar
-      es = [r[1][err] if key else r[1]["rm_vs_sft"]["se"] * (r[2] != "SFT") for r in rows]
-      ax.errorbar(kls, ys, xerr=[r[1]["kl_se"] for r in rows], yerr=es, color=color,
-                  marker=marker, capsize=3, label=method.upper(),
-                  linestyle="-" if method != "sft" else "none")
-      if key is None:  # the judge's win rates where it judged
-        judged = [(r[0], r[1]["judge_vs_sft"]) for r in rows if "judge_vs_sft" in r[1]]
-        if judged:
-          ax.errorbar([j[0] for j in judged], [j[1]["win_rate"] for j in judged],
-                      yerr=[j[1]["se"] for j in judged], color=color, marker=marker,
-                      mfc="none", capsize=3, linestyle=":", label=f"{method.upper()}, SmolLM2")
-      for (kl, s, label), y in zip(rows, ys):
-        if label != "SFT" or method == "sft":
-          ax.annotate(label.split(" ", 1)[-1] if method != "sft" else "SFT", (kl, y),
-                      textcoords="offset points", xytext=(4, 4), fontsize=7)
+  fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+  _frontier(axes[0], policies, lambda s: (s["rm_gain"], s["rm_gain_se"]), "", "-")
+  _frontier(axes[0], policies, lambda s: (s["rm_gain_ppo_read"], s["rm_gain_ppo_read_se"]),
+            ", PPO's read", "--", faded=True)
+  # SFT against itself is a tie by definition: no error bar
+  _frontier(axes[1], policies, lambda s: (s["rm_vs_sft"]["win_rate"],
+                                          s["rm_vs_sft"]["se"] * (s["method"] != "sft")), "",
+            "-")
+  judged = lambda s: ((0.5, 0.0) if s["method"] == "sft" else (
+      s["judge_vs_sft"]["win_rate"], s["judge_vs_sft"]["se"]) if "judge_vs_sft" in s else None)
+  _frontier(axes[1], policies, judged, ", SmolLM2", ":", hollow=True)
   axes[0].set(xlabel="KL(policy || SFT) per reply, own samples",
               ylabel="reward-model score minus SFT's (paired by prompt)",
-              title=f"reward vs KL frontier (SFT scores {policies['SFT']['rm_score']:.2f})")
+              title=f"reward vs KL (SFT scores {policies['SFT']['rm_score']:.2f}); dashed: "
+                    "read one token early, as PPO does")
   axes[1].axhline(0.5, color="gray", lw=0.8)
   axes[1].set(xlabel="KL(policy || SFT) per reply", ylabel="win rate vs SFT",
               title="win rate vs KL: reward model (filled), SmolLM2 (hollow)")
   _bars(axes[2], result)
   for ax in axes[:2]:
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
   fig.tight_layout()
   tmp = path + ".tmp.png"
   fig.savefig(tmp, dpi=110)
   plt.close(fig)
   os.replace(tmp, path)
   return path
+
+
+def _frontier(ax, policies: dict, value, suffix: str, style: str, faded: bool = False,
+              hollow: bool = False) -> None:
+  """One line per method from SFT (KL 0) through its points; value(summary) -> (y, error) or
+  None where the point has no such value."""
+  styles = {"sft": ("k", "*"), "dpo": ("tab:blue", "o"), "ppo": ("tab:red", "s")}
+  for method, (color, marker) in styles.items():
+    rows = sorted((s["kl"], label, s) for label, s in policies.items()
+                  if s["method"] == method and value(s) is not None)
+    if method != "sft":
+      if not rows:
+        continue
+      rows = [(0.0, "SFT", policies["SFT"])] + rows  # each frontier starts at the reference
+    elif suffix:
+      continue
+    ys, es = zip(*(value(r[2]) for r in rows))
+    ax.errorbar([r[0] for r in rows], ys, xerr=[r[2]["kl_se"] for r in rows], yerr=es,
+                color=color, marker=marker, capsize=3, alpha=0.45 if faded else 1.0,
+                linestyle=style if method != "sft" else "none", label=method.upper() + suffix,
+                mfc="none" if hollow else color)
+    if faded or hollow:
+      continue
+    for (kl, label, _), y in zip(rows, ys):
+      if label != "SFT" or method == "sft":
+        ax.annotate(label.split(" ", 1)[-1] if method != "sft" else "SFT", (kl, y),
+                    textcoords="offset points", xytext=(4, 4), fontsize=7)
 
 
 def _bars(ax, result: dict) -> None:
@@ -147,8 +170,16 @@ def _bars(ax, result: dict) -> None:
     rates = [policies[label][key]["win_rate"] for label in labels]
     errors = [policies[label][key]["se"] for label in labels]
     ax.bar(x + offset, rates, 0.4, yerr=errors, capsize=4, label=name)
+  checks = result["judge_check"]
+  at = len(labels) + np.arange(len(checks))
+  ax.bar(at, [c["win_rate"] for c in checks.values()], 0.4, color="tab:gray",
+         yerr=[c["se"] for c in checks.values()], capsize=4,
+         label="judge check: picks the first")
   ax.axhline(0.5, color="gray", lw=0.8)
-  ax.set_xticks(x, labels)
+  names = {"own_vs_off_topic": "own reply vs\noff-topic reply",
+           "own_vs_sft_sample": "own reply vs\nSFT sample"}
+  ax.set_xticks(list(x) + list(at), list(labels) + [names.get(k, k) for k in checks],
+                fontsize=8)
   ax.set(ylim=(0, 1), ylabel="win rate vs SFT (+- 1 s.e.)",
          title=f"win rate vs SFT, {result['settings']['prompts_used']} held-out prompts")
   ax.legend(fontsize=8)
@@ -171,13 +202,16 @@ def markdown(result: dict) -> str:
            f"reward model. On {s['prompts_used']} held-out prompts each policy samples one "
            f"reply (temperature 1, {s['new_tokens']} tokens at most, seed {s['seed']}). "
            f"Whole run: {result['wall_seconds']:.0f} s.", "",
-           "| method | KL to SFT | RM score | RM score − SFT's | win vs SFT (RM) "
-           "| win vs SFT (SmolLM2 judge) |", "|---|---|---|---|---|---|"]
+           "| method | KL to SFT | RM score | RM score − SFT's | the same, read as PPO reads "
+           "| win vs SFT (RM) | win vs SFT (SmolLM2 judge) | reply tokens (stopped) |",
+           "|---|---|---|---|---|---|---|---|"]
   for label, p in policies.items():
     lines.append(f"| {label} | {p['kl']:.3f} ± {p['kl_se']:.3f} | {p['rm_score']:.3f} ± "
                  f"{p['rm_score_se']:.3f} | {p['rm_gain']:+.3f} ± {p['rm_gain_se']:.3f} | "
+                 f"{p['rm_gain_ppo_read']:+.3f} ± {p['rm_gain_ppo_read_se']:.3f} | "
                  f"{_cell(p['rm_vs_sft'] if label != 'SFT' else None)} | "
-                 f"{_cell(p.get('judge_vs_sft'))} |")
+                 f"{_cell(p.get('judge_vs_sft'))} | {p['reply_tokens']:.1f} "
+                 f"({p['ended_share']:.0%}) |")
   dpo, ppo = (policies[label] for label in result["main"])
   lines += ["", "Errors are one standard error (binomial over prompts for win rates, ties "
             "counted half); \"holds\" is judged at 95%.", ""]
@@ -199,19 +233,23 @@ def markdown(result: dict) -> str:
 
 
 def _ppo_read_note(policies: dict) -> str:
-  ppo = [(label, p) for label, p in policies.items() if p["method"] == "ppo"]
-  scores = "; ".join(f"{label}: {p['rm_score_ppo_read']:.3f} there against {p['rm_score']:.3f}"
-                     for label, p in ppo)
+  stops = ", ".join(f"{label} {p['ended_share']:.0%}" for label, p in policies.items()
+                    if p["method"] in ("sft", "ppo"))
   return ("PPO's rollouts read the reward model one token before the reply's last token (for "
           "a reply that stopped, the token before <|im_end|>; `llm/align/ppo.py`, "
-          "`_rollout_stats`), while the reward model was trained to read at the last one, so PPO "
-          f"optimises a slightly different score from the one in the table ({scores}).")
+          "`_rollout_stats`), while the reward model was trained on pairs to read at the last "
+          "one (the <|im_end|> closing the reply). The \"read as PPO reads\" column is the score "
+          "PPO actually maximised; the column before it is the reward model as trained. The "
+          "stopped share shows how often a reply ended with <|im_end|> within the token budget "
+          f"({stops}).")
 
 
 def _claims_table(v: dict, dpo: dict, ppo: dict) -> list[str]:
   c = v["claims"]
-  gaps = "; ".join(f"at KL {g['ppo_kl']:.2f}: {g['gap']:+.3f} ± {g['se']:.3f}"
-                   for g in v["frontier_gaps"])
+  gaps = " / ".join(
+      f"{'as trained' if read == 'trained_read' else 'as PPO reads'}: " + "; ".join(
+          f"at KL {g['ppo_kl']:.2f}: {g['gap']:+.3f} ± {g['se']:.3f}" for g in found)
+      for read, found in v["frontier_gaps"].items())
   return ["| published claim | ours | holds |", "|---|---|---|",
           f"| DPO wins over SFT (GPT-4 judge on TL;DR at temperature 0: DPO ≈ 61%, PPO ≈ "
           f"57%, SFT ≈ 40% against the reference summaries) | SmolLM2 judge "
@@ -230,9 +268,10 @@ def _verdict_sentence(v: dict) -> str:
   failed = [f"{k.replace('_', ' ')} ({x})" for k, x in v["claims"].items() if x != "yes"]
   return (f"Holds: {', '.join(held) or 'none'}. Does not hold: {', '.join(failed) or 'none'}. "
           "Caveats: a 2-layer model, synthetic preference pairs (off-topic or truncated "
-          "rejections), replies of a couple dozen tokens; the reward model is also what PPO "
-          "optimises, so the RM columns favour PPO by construction and the SmolLM2 column is the "
-          "independent one.")
+          "rejections), replies of a couple dozen tokens sampled at temperature 1 (the paper's "
+          "win rates peak at temperature 0); PPO optimises the reward model directly and DPO "
+          "only through the pairs it was trained on, so the RM columns are not independent of "
+          "the methods; the SmolLM2 column is, when the judge passes its check.")
 
 
 def write_all(result: dict, folder: str) -> None:

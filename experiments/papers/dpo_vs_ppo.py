@@ -224,10 +224,12 @@ def evaluate_policies(runs: dict, workdir: str, prompts, tokenizer, model_config
     score, score_se = _mean_se(r["score"])
     # Paired with SFT's reply to the same prompt: the prompts' spread in score cancels.
     gain, gain_se = _mean_se(r["score"] - raw["SFT"]["score"])
+    gain_ppo, gain_ppo_se = _mean_se(r["score_ppo_read"] - raw["SFT"]["score_ppo_read"])
     summary[label] = {"method": method, "knob": knob, "run": run_dir, "kl": kl, "kl_se": kl_se,
                       "rm_score": score, "rm_score_se": score_se,
                       "rm_gain": gain, "rm_gain_se": gain_se,
                       "rm_score_ppo_read": float(np.mean(r["score_ppo_read"])),
+                      "rm_gain_ppo_read": gain_ppo, "rm_gain_ppo_read_se": gain_ppo_se,
                       "reply_tokens": float(np.mean(r["length"])),
                       "ended_share": float(np.mean(r["ended"])),
                       "rm_vs_sft": win_rate(r["score"], raw["SFT"]["score"]),

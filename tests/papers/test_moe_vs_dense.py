@@ -54,4 +54,6 @@ def test_patched_routing_only_inside_the_context():
   with patched_routing({SWITCH_GATE: True}):
     top1 = moe_routing.route(x, router, 1, jnp.float32).weights
   assert jnp.allclose(top1, jnp.array([[0.625], [0.5]]))  # not renormalised to 1
-  assert jnp.allclose(moe_routing.route(x, router, 1, jnp.float32).weights, 1.0)
+  # Outside, the library's own routing is back (its top-1 now keeps the probability too).
+  assert jnp.allclose(moe_routing.route(x, router, 2, jnp.float32).weights, plain)
+  assert jnp.allclose(moe_routing.route(x, router, 1, jnp.float32).weights, top1)
